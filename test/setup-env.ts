@@ -1,0 +1,2 @@
+// Placeholder until the local stack lands.
+export {};
