@@ -46,6 +46,17 @@ export const PIPELINE = {
   waitForHostsSeconds: 1800,
   waitPollSeconds: 5,
   minReplicas: 1,
+  // ---- data plane (core/records, core/shuffle, partition/build) ----
+  /** longest input line / record accepted (a JSONL line, a CSV record) */
+  maxRecordBytes: 80 * MiB,
+  /** split large uncompressed CSV objects by byte range (fails clearly on quoted newlines) */
+  csvSplit: true,
+  /** Partition: sorted records kept in memory before a sorted sub-run is spilled to local disk */
+  partitionMemoryBytes: 256 * MiB,
+  /** Build/merge: bytes per ranged GET when streaming a run segment */
+  segmentReadBytes: 8 * MiB,
+  /** duplicate-key examples named in an InputError (policy "error") and skipped-record examples kept */
+  maxExamples: 5,
 } as const;
 
 /** Serving hosts (host/). */
@@ -60,22 +71,47 @@ export const HOST = {
   maxDownloadMbps: 0,
   batchGetMaxKeys: 1000,
   keepVersions: 2,
+  /** per-version store: block cache of a RocksDB store / shared budget of an sst store's readers */
+  storeBlockCacheBytes: 64 * MiB,
+  /** reference KV server: largest request body (batchGet JSON) */
+  serverMaxBodyBytes: 4 * MiB,
 } as const;
 
-/** Event ingestion (core/events, functions/events). */
+/** Event ingestion (core/events, functions/events, infra/constructs/event-ingestion.ts). See docs/events.md. */
 export const EVENTS = {
+  /** one event as canonical JSON (the SQS message body) */
   maxEventBytes: 64 * KiB,
   maxPayloadBytes: 48 * KiB,
   maxEntityKeyBytes: 512,
   maxEventIdBytes: 128,
+  maxTypeChars: 64,
+  /** events per accept request */
   maxBatchEvents: 500,
-  /** history entries kept per entity */
+  /** accept request body */
+  maxRequestBytes: 6 * MiB,
+  /** SendMessageBatch: entries per call (SQS limit) and bytes per call (kept under the 256 KiB classic limit) */
+  sendBatchEntries: 10,
+  sendBatchBytes: 240 * KiB,
+  /** SendMessageBatch attempts for entries that failed (partial failures, throttling) */
+  sendAttempts: 4,
+  sendBackoffMs: 50,
+  /** SendMessageBatch calls in flight per accept request */
+  sendConcurrency: 8,
+  /** history entries returned by a state read (newest N, shown oldest first); storage keeps all */
   historyLimit: 1000,
   consumerBatchSize: 100,
   consumerBatchingWindowSeconds: 1,
   consumerMaxConcurrency: 10,
   maxReceiveCount: 5,
   consumerTimeoutSeconds: 30,
+  /** visibility timeout = this × consumer timeout (AWS: at least 6×) */
+  visibilityTimeoutFactor: 6,
+  /** alarms: DLQ depth above this; oldest message older than this */
+  dlqAlarmThreshold: 0,
+  queueAgeAlarmSeconds: 300,
+  /** DLQ/queue retention */
+  dlqRetentionDays: 14,
+  queueRetentionDays: 4,
 } as const;
 
 export const UNITS = { KiB, MiB, GiB } as const;

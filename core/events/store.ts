@@ -1,0 +1,161 @@
+/**
+ * The events table: per entity one `latest` item and one history item per distinct event. Applying an event is two
+ * single-item conditional writes, each idempotent and commutative, so the final state does not depend on delivery
+ * order or duplication (docs/events.md "Apply rule"):
+ *
+ *   1. PutItem history `H#<time:16>#<id>` if attribute_not_exists(pk)        — a set insert
+ *   2. PutItem latest  `L` if the stored (t, id) is smaller, or equal with the same content — a max register
+ *
+ * Outcome: `duplicate` when (1) found the item (the event was recorded before), else `applied` when (2) wrote,
+ * else `stale` (recorded in history, older than the stored latest). Step (2) runs for duplicates too: a previous
+ * attempt may have crashed between (1) and (2); the condition makes the repeat a no-op when it had landed.
+ */
+import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+} from "@aws-sdk/client-dynamodb";
+import { NotFoundError, TransientError } from "../errors.js";
+import { EVENTS } from "../limits.js";
+import { eventsDynamo } from "./clients.js";
+import { contentDigest, type EntityState, type FerryEvent } from "./model.js";
+
+export type ApplyOutcome = "applied" | "duplicate" | "stale";
+
+export const EVENTS_PK = "pk";
+export const EVENTS_SK = "sk";
+export const LATEST_SK = "L";
+export const HISTORY_PREFIX = "H#";
+
+export const eventKeys = {
+  pk: (entity: string) => `E#${entity}`,
+  latest: (entity: string) => ({ pk: `E#${entity}`, sk: LATEST_SK }),
+  history: (e: Pick<FerryEvent, "entity" | "time" | "id">) => ({
+    pk: `E#${e.entity}`,
+    sk: `${HISTORY_PREFIX}${String(e.time).padStart(16, "0")}#${e.id}`,
+  }),
+};
+
+/** Counters of requests issued (for writesPerEvent). */
+export const storeStats = { writeRequests: 0, readRequests: 0 };
+
+export interface StoreDeps {
+  table: string;
+  client?: DynamoDBClient;
+}
+
+function item(e: FerryEvent, key: { pk: string; sk: string }, h: string): Record<string, AttributeValue> {
+  return {
+    pk: { S: key.pk },
+    sk: { S: key.sk },
+    en: { S: e.entity },
+    et: { N: String(e.time) },
+    eid: { S: e.id },
+    ty: { S: e.type },
+    p: { S: JSON.stringify(e.payload) },
+    h: { S: h },
+  };
+}
+
+function fromItem(it: Record<string, AttributeValue>): FerryEvent {
+  return {
+    entity: it.en!.S!,
+    id: it.eid!.S!,
+    time: Number(it.et!.N!),
+    type: it.ty!.S!,
+    payload: JSON.parse(it.p!.S!),
+  };
+}
+
+function isConditionFailed(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string })?.name === "ConditionalCheckFailedException"
+  );
+}
+
+function transient(what: string, err: unknown): TransientError {
+  return new TransientError(
+    `events table: ${what} failed: ${(err as Error)?.message ?? String(err)}`,
+    {},
+    { cause: err },
+  );
+}
+
+/** Apply one event (two conditional writes). Throws TransientError on anything but a failed condition. */
+export async function applyEvent(e: FerryEvent, deps: StoreDeps): Promise<ApplyOutcome> {
+  const client = deps.client ?? eventsDynamo();
+  const h = contentDigest(e);
+  let duplicate = false;
+  storeStats.writeRequests++;
+  try {
+    await client.send(
+      new PutItemCommand({
+        TableName: deps.table,
+        Item: item(e, eventKeys.history(e), h),
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+  } catch (err) {
+    if (!isConditionFailed(err)) throw transient(`history write for ${e.entity}/${e.id}`, err);
+    duplicate = true;
+  }
+  storeStats.writeRequests++;
+  try {
+    await client.send(
+      new PutItemCommand({
+        TableName: deps.table,
+        Item: item(e, eventKeys.latest(e.entity), h),
+        ConditionExpression:
+          "attribute_not_exists(pk) OR et < :t OR (et = :t AND eid < :id) OR (et = :t AND eid = :id AND h = :h)",
+        ExpressionAttributeValues: { ":t": { N: String(e.time) }, ":id": { S: e.id }, ":h": { S: h } },
+      }),
+    );
+    return duplicate ? "duplicate" : "applied";
+  } catch (err) {
+    if (!isConditionFailed(err)) throw transient(`latest write for ${e.entity}/${e.id}`, err);
+    return duplicate ? "duplicate" : "stale";
+  }
+}
+
+/** The stored state of one entity: latest and the newest `historyLimit` history entries, oldest first. */
+export async function getEntityState(
+  entity: string,
+  deps: StoreDeps & { historyLimit?: number },
+): Promise<EntityState> {
+  const client = deps.client ?? eventsDynamo();
+  const limit = deps.historyLimit ?? EVENTS.historyLimit;
+  storeStats.readRequests++;
+  const latestRes = await client.send(
+    new GetItemCommand({ TableName: deps.table, Key: marshalKey(eventKeys.latest(entity)), ConsistentRead: true }),
+  );
+  const history: FerryEvent[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    storeStats.readRequests++;
+    const res = await client.send(
+      new QueryCommand({
+        TableName: deps.table,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :h)",
+        ExpressionAttributeValues: { ":pk": { S: eventKeys.pk(entity) }, ":h": { S: HISTORY_PREFIX } },
+        ScanIndexForward: false,
+        ConsistentRead: true,
+        Limit: Math.min(1000, limit - history.length),
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const it of res.Items ?? []) history.push(fromItem(it));
+    start = res.LastEvaluatedKey;
+  } while (start && history.length < limit);
+  history.reverse();
+  const latest = latestRes.Item ? fromItem(latestRes.Item) : null;
+  if (!latest && history.length === 0) throw new NotFoundError(`entity ${entity}: not found`, { key: entity });
+  return { entity, latest, history };
+}
+
+function marshalKey(k: { pk: string; sk: string }): Record<string, AttributeValue> {
+  return { pk: { S: k.pk }, sk: { S: k.sk } };
+}
