@@ -403,6 +403,10 @@ class RocksVersionStore implements VersionStore {
   }
 
   async multiGet(keys: Bytes[]): Promise<(Bytes | undefined)[]> {
+    return this.multiGetSync(keys);
+  }
+
+  multiGetSync(keys: Bytes[]): (Bytes | undefined)[] {
     const out = this.db.multiGetSync(keys);
     this.gets += keys.length;
     for (const v of out) if (v === undefined) this.misses++;

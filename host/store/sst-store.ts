@@ -228,6 +228,10 @@ class SstVersionStore implements VersionStore {
   }
 
   async multiGet(keys: Bytes[]): Promise<(Bytes | undefined)[]> {
+    return this.multiGetSync(keys);
+  }
+
+  multiGetSync(keys: Bytes[]): (Bytes | undefined)[] {
     return keys.map((k) => this.getSync(k));
   }
 

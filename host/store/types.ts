@@ -51,6 +51,8 @@ export interface VersionStore {
   getSync(key: Bytes): Bytes | undefined;
   /** values in the order of `keys` */
   multiGet(keys: Bytes[]): Promise<(Bytes | undefined)[]>;
+  /** synchronous multiGet (rocksdb: one rocksdb_multi_get call); the server uses it so a batch reads one version */
+  multiGetSync(keys: Bytes[]): (Bytes | undefined)[];
   stats(): StoreStats;
   /** release file handles/memory; further calls throw. Idempotent. */
   close(): Promise<void>;
