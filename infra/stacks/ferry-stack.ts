@@ -3,6 +3,7 @@
  */
 import { Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
+import { EventIngestion } from "../constructs/event-ingestion.js";
 
 export interface FerryStackProps extends StackProps {}
 
@@ -10,5 +11,6 @@ export class FerryStack extends Stack {
   constructor(scope: Construct, id: string, props: FerryStackProps = {}) {
     super(scope, id, props);
     // constructs are added here as they land: BulkLoadPipeline, EventIngestion, triggers
+    new EventIngestion(this, "Events");
   }
 }
