@@ -1,0 +1,526 @@
+/**
+ * S3 helpers: URIs, paginated listing, sizes, explicit ranged reads (a streaming ranged reader for big objects),
+ * JSON objects, put-if-absent, and a multipart streaming sink (the SST writer's ByteSink).
+ *
+ * Local-stack notes (docs/local-aws.md): s3rver's suffix ranges (`bytes=-N`) are wrong, so every read here uses an
+ * explicit `bytes=start-end` range computed from the object size; s3rver ignores If-None-Match, so putIfAbsent also
+ * checks with HEAD first.
+ */
+import type { Readable } from "node:stream";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { ConfigError, EnvironmentError, FerryError, LimitError, NotFoundError } from "../errors.js";
+import { s3 } from "./clients.js";
+import { awsCall, isConditionFailedAwsError, isNotFoundAwsError, toFerryError, withRetries } from "./errors.js";
+
+const MiB = 1024 * 1024;
+/** S3's minimum size of every part but the last */
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PARTS = 10_000;
+
+export interface S3Location {
+  bucket: string;
+  key: string;
+}
+
+/** "s3://bucket/some/key" → {bucket, key}; the key may be empty ("s3://bucket" or "s3://bucket/"). */
+export function parseS3Uri(uri: string): S3Location {
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
+  if (!m) throw new ConfigError(`not an S3 URI: '${uri}' (expected s3://bucket/key)`, { field: "uri", value: uri });
+  const bucket = m[1];
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError(`'${uri}': '${bucket}' is not a valid bucket name`, { field: "uri", value: uri });
+  }
+  return { bucket, key: m[2] ?? "" };
+}
+
+export function s3Uri(bucket: string, key: string): string {
+  return `s3://${bucket}/${key}`;
+}
+
+export interface S3ObjectInfo {
+  key: string;
+  size: number;
+  etag?: string;
+  lastModified?: Date;
+}
+
+/** Every object under `prefix`, page by page (1000 keys a page unless `pageSize`). */
+export async function* listPages(
+  bucket: string,
+  prefix = "",
+  opts: { pageSize?: number; startAfter?: string } = {},
+): AsyncGenerator<S3ObjectInfo[]> {
+  let token: string | undefined;
+  do {
+    const res = await withRetries(`ListObjectsV2 s3://${bucket}/${prefix}`, () =>
+      s3().send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix || undefined,
+          ContinuationToken: token,
+          StartAfter: token ? undefined : opts.startAfter,
+          MaxKeys: opts.pageSize,
+        }),
+      ),
+    );
+    yield (res.Contents ?? []).map((o) => ({
+      key: o.Key!,
+      size: o.Size ?? 0,
+      etag: o.ETag,
+      lastModified: o.LastModified,
+    }));
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    if (res.IsTruncated && !token) {
+      throw new EnvironmentError(
+        `ListObjectsV2 s3://${bucket}/${prefix}: truncated listing without a continuation token`,
+      );
+    }
+  } while (token);
+}
+
+/** All objects under `prefix` (paginated; key order). */
+export async function listAll(
+  bucket: string,
+  prefix = "",
+  opts: { pageSize?: number; startAfter?: string } = {},
+): Promise<S3ObjectInfo[]> {
+  const out: S3ObjectInfo[] = [];
+  for await (const page of listPages(bucket, prefix, opts)) out.push(...page);
+  return out;
+}
+
+/** Size in bytes of s3://bucket/key; NotFoundError when absent. */
+export async function headSize(bucket: string, key: string): Promise<number> {
+  const res = await withRetries(`HeadObject ${s3Uri(bucket, key)}`, () =>
+    s3().send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
+  );
+  return res.ContentLength ?? 0;
+}
+
+/** Does the object exist? */
+export async function exists(bucket: string, key: string): Promise<boolean> {
+  try {
+    await headSize(bucket, key);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}
+
+async function bodyBytes(body: unknown, what: string): Promise<Uint8Array> {
+  const b = body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
+  if (!b?.transformToByteArray) throw new EnvironmentError(`${what}: response has no body`);
+  return b.transformToByteArray();
+}
+
+/**
+ * Bytes [start, endExclusive) of the object (an explicit range; s3rver's suffix ranges are broken). A range of zero
+ * bytes returns an empty array without a request. Retries a connection dropped mid-body.
+ */
+export async function getRange(bucket: string, key: string, start: number, endExclusive: number): Promise<Uint8Array> {
+  if (!(Number.isInteger(start) && Number.isInteger(endExclusive)) || start < 0 || endExclusive < start) {
+    throw new ConfigError(`getRange ${s3Uri(bucket, key)}: bad range [${start}, ${endExclusive})`);
+  }
+  if (endExclusive === start) return new Uint8Array(0);
+  const what = `GetObject ${s3Uri(bucket, key)} bytes=${start}-${endExclusive - 1}`;
+  const bytes = await withRetries(what, async () => {
+    const res = await s3().send(
+      new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${endExclusive - 1}` }),
+    );
+    return bodyBytes(res.Body, what);
+  });
+  if (bytes.length !== endExclusive - start) {
+    throw new LimitError(
+      `${what}: got ${bytes.length} bytes, expected ${endExclusive - start} (is the range past the end of the object?)`,
+      { expected: endExclusive - start, actual: bytes.length },
+    );
+  }
+  return bytes;
+}
+
+/** The whole object. */
+export async function getBytes(bucket: string, key: string): Promise<Uint8Array> {
+  const what = `GetObject ${s3Uri(bucket, key)}`;
+  return withRetries(what, async () => {
+    const res = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return bodyBytes(res.Body, what);
+  });
+}
+
+export async function getText(bucket: string, key: string): Promise<string> {
+  return Buffer.from(await getBytes(bucket, key)).toString("utf8");
+}
+
+/** A Node stream of the object, or of bytes [start, endExclusive) of it. */
+export async function readStream(
+  bucket: string,
+  key: string,
+  range?: { start: number; endExclusive: number },
+): Promise<Readable> {
+  if (range && range.endExclusive <= range.start) {
+    const { Readable: R } = await import("node:stream");
+    return R.from([]);
+  }
+  const res = await awsCall(`GetObject ${s3Uri(bucket, key)}`, () =>
+    s3().send(
+      new GetObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Range: range ? `bytes=${range.start}-${range.endExclusive - 1}` : undefined,
+      }),
+    ),
+  );
+  return res.Body as Readable;
+}
+
+export async function putBytes(
+  bucket: string,
+  key: string,
+  body: Uint8Array | string,
+  opts: { contentType?: string } = {},
+): Promise<{ etag?: string }> {
+  const res = await withRetries(`PutObject ${s3Uri(bucket, key)}`, () =>
+    s3().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: opts.contentType })),
+  );
+  return { etag: res.ETag };
+}
+
+export async function getJson<T = unknown>(bucket: string, key: string): Promise<T> {
+  const text = await getText(bucket, key);
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new FerryError("CORRUPTION", `${s3Uri(bucket, key)} is not valid JSON: ${(err as Error).message}`, {
+      file: s3Uri(bucket, key),
+    });
+  }
+}
+
+export async function putJson(bucket: string, key: string, value: unknown): Promise<{ etag?: string }> {
+  return putBytes(bucket, key, JSON.stringify(value), { contentType: "application/json" });
+}
+
+export async function deleteObject(bucket: string, key: string): Promise<void> {
+  await withRetries(`DeleteObject ${s3Uri(bucket, key)}`, () =>
+    s3().send(new DeleteObjectCommand({ Bucket: bucket, Key: key })),
+  );
+}
+
+/**
+ * Writes the object only if no object exists at the key. Returns true when this call created it, false when one was
+ * there already. On AWS the check is atomic (If-None-Match: *); s3rver ignores that header, so the HEAD before it
+ * is what makes the local stack behave (not atomic against a concurrent writer there).
+ */
+export async function putIfAbsent(
+  bucket: string,
+  key: string,
+  body: Uint8Array | string,
+  opts: { contentType?: string } = {},
+): Promise<boolean> {
+  if (await exists(bucket, key)) return false;
+  try {
+    await withRetries(`PutObject(If-None-Match) ${s3Uri(bucket, key)}`, () =>
+      s3().send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: opts.contentType, IfNoneMatch: "*" }),
+      ),
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof FerryError && err.code === "CONFLICT") return false;
+    if (isConditionFailedAwsError(err)) return false;
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// ranged streaming reader
+
+/**
+ * Bytes [start, endExclusive) of the object as a sequence of chunks of `chunkBytes` (the last may be shorter), each
+ * fetched with its own explicit-range GET (retried on its own), with `prefetch` chunks requested ahead. Memory is
+ * bounded by (1 + prefetch) × chunkBytes.
+ */
+export async function* s3RangeReader(
+  bucket: string,
+  key: string,
+  start: number,
+  endExclusive: number,
+  opts: { chunkBytes?: number; prefetch?: number } = {},
+): AsyncGenerator<Uint8Array> {
+  const chunk = opts.chunkBytes ?? 8 * MiB;
+  const prefetch = Math.max(0, opts.prefetch ?? 1);
+  if (!(chunk > 0)) throw new ConfigError(`s3RangeReader: chunkBytes must be > 0 (got ${chunk})`);
+  if (start < 0 || endExclusive < start) {
+    throw new ConfigError(`s3RangeReader ${s3Uri(bucket, key)}: bad range [${start}, ${endExclusive})`);
+  }
+  const pending: Promise<Uint8Array>[] = [];
+  let next = start;
+  const issue = () => {
+    const from = next;
+    const to = Math.min(endExclusive, from + chunk);
+    next = to;
+    const p = getRange(bucket, key, from, to);
+    p.catch(() => {}); // surfaced when awaited; avoid unhandled rejections if the consumer stops early
+    pending.push(p);
+  };
+  try {
+    while (pending.length <= prefetch && next < endExclusive) issue();
+    while (pending.length > 0) {
+      const bytes = await pending.shift()!;
+      while (pending.length <= prefetch && next < endExclusive) issue();
+      yield bytes;
+    }
+  } finally {
+    pending.length = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// multipart sink
+
+/** Same shape as core/sst's ByteSink. */
+export interface ByteSink {
+  write(chunk: Uint8Array): void | Promise<void>;
+  close(): Promise<void>;
+  abort?(err?: unknown): Promise<void>;
+}
+
+export interface MultipartSinkOptions {
+  /** bytes per part (every part but the last); >= 5 MiB */
+  partSize?: number;
+  /** parts uploading at once */
+  concurrency?: number;
+  contentType?: string;
+}
+
+export interface S3MultipartSink extends ByteSink {
+  abort(err?: unknown): Promise<void>;
+  readonly bucket: string;
+  readonly key: string;
+  /** bytes accepted so far */
+  readonly bytesWritten: number;
+  /** parts uploaded (0 when the object went up as a single PutObject) */
+  readonly partsUploaded: number;
+  /** set after close() */
+  readonly etag: string | undefined;
+}
+
+/**
+ * A ByteSink that streams into s3://bucket/key. Bytes are buffered up to `partSize`; full parts upload with at most
+ * `concurrency` in flight; write() returns a promise (back-pressure) only when it has to wait for a free upload slot.
+ * close() uploads the rest and completes the upload (an object smaller than one part goes up as one PutObject);
+ * abort() — or any failure — aborts the multipart upload so no partial object appears. Memory is bounded by about
+ * (concurrency + 1) × partSize.
+ */
+export function s3MultipartSink(bucket: string, key: string, opts: MultipartSinkOptions = {}): S3MultipartSink {
+  const partSize = opts.partSize ?? 8 * MiB;
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
+  if (!Number.isInteger(partSize) || partSize < MIN_PART_SIZE) {
+    throw new ConfigError(`s3MultipartSink ${s3Uri(bucket, key)}: partSize must be >= 5 MiB (got ${partSize})`, {
+      field: "partSize",
+    });
+  }
+  const where = s3Uri(bucket, key);
+
+  let buffered: Uint8Array[] = [];
+  let bufferedBytes = 0;
+  let bytesWritten = 0;
+  let uploadId: string | undefined;
+  let creating: Promise<string> | undefined;
+  let partNumber = 0;
+  const parts: { PartNumber: number; ETag: string }[] = [];
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown;
+  let state: "open" | "closing" | "closed" | "aborted" = "open";
+  let etag: string | undefined;
+  /** serializes write() calls whose caller did not wait for the previous write's promise */
+  let chain: Promise<void> | undefined;
+
+  const ensureUpload = (): Promise<string> => {
+    if (!creating) {
+      creating = withRetries(`CreateMultipartUpload ${where}`, () =>
+        s3().send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: opts.contentType })),
+      ).then((res) => {
+        if (!res.UploadId) throw new EnvironmentError(`CreateMultipartUpload ${where}: no UploadId returned`);
+        uploadId = res.UploadId;
+        return uploadId;
+      });
+    }
+    return creating;
+  };
+
+  const takePart = (size: number): Uint8Array => {
+    const out = new Uint8Array(size);
+    let off = 0;
+    while (off < size) {
+      const head = buffered[0];
+      const need = size - off;
+      if (head.length <= need) {
+        out.set(head, off);
+        off += head.length;
+        buffered.shift();
+      } else {
+        out.set(head.subarray(0, need), off);
+        buffered[0] = head.subarray(need);
+        off += need;
+      }
+    }
+    bufferedBytes -= size;
+    return out;
+  };
+
+  const startPart = (body: Uint8Array) => {
+    const n = ++partNumber;
+    if (n > MAX_PARTS) {
+      throw new LimitError(`${where}: more than ${MAX_PARTS} parts; use a larger partSize`, {
+        limit: "s3.maxParts",
+        max: MAX_PARTS,
+        actual: n,
+      });
+    }
+    const p = (async () => {
+      const id = await ensureUpload();
+      const res = await withRetries(`UploadPart ${where} #${n}`, () =>
+        s3().send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: id, PartNumber: n, Body: body })),
+      );
+      if (!res.ETag) throw new EnvironmentError(`UploadPart ${where} #${n}: no ETag returned`);
+      parts.push({ PartNumber: n, ETag: res.ETag });
+    })().catch((err) => {
+      failure ??= err;
+    });
+    inflight.add(p);
+    p.finally(() => inflight.delete(p));
+  };
+
+  const throwIfFailed = () => {
+    if (failure) throw failure;
+  };
+
+  /** upload full parts, waiting for a free slot each time */
+  const drain = async (): Promise<void> => {
+    while (bufferedBytes >= partSize) {
+      while (inflight.size >= concurrency) await Promise.race(inflight);
+      throwIfFailed();
+      startPart(takePart(partSize));
+    }
+  };
+
+  const abortUpload = async (): Promise<void> => {
+    await Promise.allSettled([...inflight]);
+    if (creating) {
+      try {
+        const id = await creating;
+        await withRetries(`AbortMultipartUpload ${where}`, () =>
+          s3().send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: id })),
+        );
+      } catch {
+        // the upload never started, or aborting failed: a lifecycle rule cleans incomplete uploads
+      }
+    }
+    buffered = [];
+    bufferedBytes = 0;
+  };
+
+  /** takes the chunk; a promise only when full parts must be uploaded first (back-pressure) */
+  const accept = (chunk: Uint8Array): void | Promise<void> => {
+    throwIfFailed();
+    if (chunk.length === 0) return;
+    buffered.push(chunk);
+    bufferedBytes += chunk.length;
+    bytesWritten += chunk.length;
+    if (bufferedBytes < partSize) return;
+    return drain().catch(async (err) => {
+      await sink.abort(err);
+      throw toFerryError(err, `upload ${where}`);
+    });
+  };
+
+  const sink: S3MultipartSink = {
+    bucket,
+    key,
+    get bytesWritten() {
+      return bytesWritten;
+    },
+    get partsUploaded() {
+      return parts.length;
+    },
+    get etag() {
+      return etag;
+    },
+    write(chunk: Uint8Array): void | Promise<void> {
+      if (state !== "open") throw new EnvironmentError(`s3MultipartSink ${where}: write after ${state}`);
+      throwIfFailed();
+      const p = chain ? chain.then(() => accept(chunk)) : accept(chunk);
+      if (!p) return;
+      const tail = p.then(
+        () => undefined,
+        () => undefined,
+      );
+      chain = tail;
+      tail.then(() => {
+        if (chain === tail) chain = undefined;
+      });
+      return p;
+    },
+    async close(): Promise<void> {
+      if (state !== "open") throw new EnvironmentError(`s3MultipartSink ${where}: close after ${state}`);
+      if (chain) await chain;
+      state = "closing";
+      try {
+        throwIfFailed();
+        if (partNumber === 0) {
+          // small object: one PutObject
+          const body = takePart(bufferedBytes);
+          const res = await withRetries(`PutObject ${where}`, () =>
+            s3().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: opts.contentType })),
+          );
+          etag = res.ETag;
+        } else {
+          await drain();
+          if (bufferedBytes > 0) startPart(takePart(bufferedBytes));
+          while (inflight.size > 0) await Promise.race(inflight);
+          throwIfFailed();
+          const id = await ensureUpload();
+          parts.sort((a, b) => a.PartNumber - b.PartNumber);
+          const res = await withRetries(`CompleteMultipartUpload ${where}`, () =>
+            s3().send(
+              new CompleteMultipartUploadCommand({
+                Bucket: bucket,
+                Key: key,
+                UploadId: id,
+                MultipartUpload: { Parts: parts },
+              }),
+            ),
+          );
+          etag = res.ETag;
+        }
+        state = "closed";
+      } catch (err) {
+        state = "open";
+        await sink.abort(err);
+        throw toFerryError(err, `upload ${where}`);
+      }
+    },
+    async abort(_err?: unknown): Promise<void> {
+      if (state === "aborted" || state === "closed") return;
+      state = "aborted";
+      failure ??= new EnvironmentError(`s3MultipartSink ${where}: aborted`);
+      await abortUpload();
+    },
+  };
+  return sink;
+}
+
+/** Is this error an S3 "no such key/bucket"? */
+export { isNotFoundAwsError };
