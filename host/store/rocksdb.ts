@@ -282,12 +282,17 @@ export class RocksDb {
     }
   }
 
-  /** An integer DB property (rocksdb_property_int), undefined if unknown. */
+  /**
+   * A numeric DB property: rocksdb_property_int for the integer ones, else the string form parsed
+   * (e.g. "rocksdb.num-files-at-level0" exists only as a string). Undefined if unknown.
+   */
   propertyInt(name: string): number | undefined {
     this.u64Buf.fill(0);
     const rc = this.lib.fns.property_int(this.handle(), name, this.u64Buf) as number;
-    if (rc !== 0) return undefined;
-    return Number(this.u64Buf.readBigUInt64LE(0));
+    if (rc === 0) return Number(this.u64Buf.readBigUInt64LE(0));
+    const s = this.property(name);
+    if (s === undefined || !/^\s*\d+\s*$/.test(s)) return undefined;
+    return Number(s);
   }
 
   /** true when no flush or compaction is pending or running */
