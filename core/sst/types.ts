@@ -28,7 +28,7 @@ export interface SstWriterOptions {
   name?: string;
   /** write rocksdb.creating.session.identity + rocksdb.original.file.number (fresh random per file; default true) */
   sessionIdentity?: boolean;
-  /** creation time written to the properties (seconds since epoch; default now). Fixed value = reproducible bytes. */
+  /** rocksdb.creation.time property (seconds since epoch; default 0 as SstFileWriter writes). */
   creationTime?: number;
 }
 

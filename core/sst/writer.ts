@@ -1,26 +1,712 @@
-import type { ByteSink, SstFileInfo, SstFileSetWriterOptions, SstWriterOptions } from "./types.js";
+/**
+ * SstWriter: streams a RocksDB block-based table (format_version 5, CRC32c) into a ByteSink.
+ *
+ * Hot path (add): order check + shared-prefix in one loop, varints written inline into a preallocated block
+ * buffer, block cut by RocksDB's own flush policy (size >= blockSize, or the next entry would overflow it and the
+ * block is > 90% full), whole-block compression and CRC, output gathered in 1 MiB chunks handed to the sink.
+ * Memory: one block buffer, one output chunk, the index entries (one per ~4 KiB block) and 8 bytes per key for the
+ * bloom filter hashes. Nothing grows with value bytes.
+ */
+import { crc32c as nativeCrc32c } from "@node-rs/crc32";
+import { createHash, randomBytes, randomInt } from "node:crypto";
+import { hostname } from "node:os";
+import { InputError, LimitError } from "../errors.js";
+import { SST } from "../limits.js";
+import { BloomBuilder } from "./bloom.js";
+import { checkCompression, compressBlock, preloadCodec } from "./codecs.js";
+import {
+  ByteBuf,
+  CHECKSUM_CRC32C,
+  COMPRESSION_NAME,
+  COMPRESSION_TYPE,
+  FOOTER_SIZE,
+  FORMAT_VERSION,
+  FULL_FILTER_BLOCK,
+  MAGIC_HI,
+  MAGIC_LO,
+  maskCrc,
+  PROPERTIES_BLOCK,
+  previewKey,
+  varintLength,
+} from "./format.js";
+import type { ByteSink, SstCompression, SstFileInfo, SstFileSetWriterOptions, SstWriterOptions } from "./types.js";
 
-/** Streams one SST file into a ByteSink. Memory stays flat: only index entries and bloom hashes are kept. */
-export class SstWriter {
-  constructor(_sink: ByteSink, _opts: SstWriterOptions = {}) {}
-  /** Adds one entry. Returns a promise only when the sink needs awaiting: `const p = w.add(k, v); if (p) await p;` */
-  add(_key: Uint8Array, _value: Uint8Array): void | Promise<void> {
-    throw new Error("SstWriter: not implemented yet");
+const CHUNK = 1 << 20;
+
+/** Separator for the index: RocksDB BytewiseComparator::FindShortestSeparator on user keys (start < limit). */
+export function shortestSeparator(start: Uint8Array, startLen: number, limit: Uint8Array): Uint8Array {
+  const minLen = Math.min(startLen, limit.length);
+  let d = 0;
+  while (d < minLen && start[d] === limit[d]) d++;
+  if (d >= minLen) return start.slice(0, startLen);
+  const sb = start[d];
+  const lb = limit[d];
+  if (sb >= lb) return start.slice(0, startLen);
+  if (d < limit.length - 1 || sb + 1 < lb) {
+    const out = start.slice(0, d + 1);
+    out[d]++;
+    return out;
   }
-  async finish(): Promise<SstFileInfo> {
-    throw new Error("SstWriter: not implemented yet");
+  d++;
+  while (d < startLen) {
+    if (start[d] < 0xff) {
+      const out = start.slice(0, d + 1);
+      out[d]++;
+      return out;
+    }
+    d++;
   }
-  async abort(_err?: unknown): Promise<void> {}
+  return start.slice(0, startLen);
 }
 
-/** Writes a sorted stream into several SST files, rolling over past targetFileSize (only between keys). */
+function randomSessionId(): string {
+  // RocksDB db session ids: 20 chars of base-36 (upper case)
+  const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  const b = randomBytes(20);
+  let s = "";
+  for (let i = 0; i < 20; i++) s += alphabet[b[i] % 36];
+  return s;
+}
+
+export class SstWriter {
+  private readonly sink: ByteSink;
+  private readonly name: string;
+  private readonly compression: SstCompression;
+  private readonly ctype: number;
+  private readonly blockSize: number;
+  private readonly deviationLimit: number;
+  private readonly restartInterval: number;
+  private readonly bloom: BloomBuilder | undefined;
+  private readonly opts: SstWriterOptions;
+
+  // current data block
+  private blk: Uint8Array;
+  private pos = 0;
+  private restarts: Uint32Array;
+  private nRestarts = 0;
+  private counter = 0; // entries since the last restart
+  private blockEntries = 0;
+
+  // previous key (user key), kept in a reusable buffer
+  private last: Uint8Array;
+  private lastLen = 0;
+  private first: Uint8Array | undefined;
+
+  // output
+  private chunk: Uint8Array;
+  private cpos = 0;
+  private offset = 0; // file offset of chunk[0]
+  private pending: Promise<void> | undefined;
+  private readonly sha = createHash("sha256");
+
+  // index (user-key separators, handles)
+  private readonly index = new ByteBuf(4096);
+
+  // stats
+  private entries = 0;
+  private rawKeyBytes = 0;
+  private rawValueBytes = 0;
+  private dataBlocks = 0;
+  private dataSize = 0;
+  private state: "open" | "finished" | "aborted" | "failed" = "open";
+
+  constructor(sink: ByteSink, opts: SstWriterOptions = {}) {
+    this.sink = sink;
+    this.opts = opts;
+    this.name = opts.name ?? "sst";
+    this.compression = checkCompression(opts.compression);
+    preloadCodec(this.compression);
+    this.ctype = COMPRESSION_TYPE[this.compression];
+    const bs = opts.blockSize ?? SST.blockSize;
+    if (!Number.isInteger(bs) || bs < 64 || bs > 256 * 1024 * 1024) {
+      throw new LimitError(`blockSize ${bs} is out of range (64 B .. 256 MiB)`, { limit: "blockSize", actual: bs });
+    }
+    this.blockSize = bs;
+    // block_size_deviation = 10 (RocksDB default)
+    this.deviationLimit = Math.floor((bs * (100 - 10) + 99) / 100);
+    this.restartInterval = SST.restartInterval;
+    const bits = opts.bloomBitsPerKey ?? SST.bloomBitsPerKey;
+    if (!(bits >= 0 && bits <= 100)) {
+      throw new LimitError(`bloomBitsPerKey ${bits} is out of range (0..100)`, {
+        limit: "bloomBitsPerKey",
+        actual: bits,
+      });
+    }
+    this.bloom = bits > 0 ? new BloomBuilder(bits) : undefined;
+    this.blk = new Uint8Array(Math.max(bs * 2, 8192));
+    this.restarts = new Uint32Array(Math.max(64, (bs >> 4) + 16));
+    this.last = new Uint8Array(256);
+    this.chunk = new Uint8Array(CHUNK);
+  }
+
+  /**
+   * Adds one entry (user keys strictly ascending bytewise). Returns a promise only when the sink asked for
+   * back-pressure: `const p = w.add(k, v); if (p) await p;`. Do not call add() again before that promise settles.
+   */
+  add(key: Uint8Array, value: Uint8Array): void | Promise<void> {
+    if (this.state !== "open") throw new InputError(`${this.name}: add() after ${this.state}`);
+    const klen = key.length;
+    const vlen = value.length;
+    if (klen > SST.maxKeyBytes) {
+      throw new LimitError(
+        `${this.name}: key #${this.entries} is ${klen} bytes, over the ${SST.maxKeyBytes}-byte limit`,
+        {
+          limit: "SST.maxKeyBytes",
+          max: SST.maxKeyBytes,
+          actual: klen,
+        },
+      );
+    }
+    if (vlen > SST.maxValueBytes) {
+      throw new LimitError(
+        `${this.name}: value of key #${this.entries} ${previewKey(key)} is ${vlen} bytes, over the ${SST.maxValueBytes}-byte limit`,
+        { limit: "SST.maxValueBytes", max: SST.maxValueBytes, actual: vlen },
+      );
+    }
+    const last = this.last;
+    const lastLen = this.lastLen;
+    let shared = 0;
+    if (this.entries > 0) {
+      const m = Math.min(klen, lastLen);
+      let i = 0;
+      while (i < m && key[i] === last[i]) i++;
+      if (i === m ? klen <= lastLen : key[i] < last[i]) this.orderError(key);
+      shared = i;
+      // flush policy (FlushBlockBySizePolicy): checked before the key goes in
+      const est = this.pos + this.nRestarts * 4 + 4;
+      if (
+        est >= this.blockSize ||
+        (est > this.deviationLimit &&
+          est +
+            klen +
+            8 +
+            vlen +
+            (this.counter >= this.restartInterval ? 4 : 0) +
+            4 +
+            varintLength(klen + 8) +
+            varintLength(vlen) >
+            this.blockSize)
+      ) {
+        this.flushBlock(key);
+      }
+      if (i === lastLen && i < klen) shared = this.sharedPastPrefix(key, lastLen);
+    }
+    if (this.blockEntries === 0 || this.counter >= this.restartInterval) {
+      if (this.nRestarts === this.restarts.length) {
+        const r = new Uint32Array(this.nRestarts * 2);
+        r.set(this.restarts);
+        this.restarts = r;
+      }
+      this.restarts[this.nRestarts++] = this.pos;
+      this.counter = 0;
+      shared = 0;
+    }
+    const nonShared = klen + 8 - shared;
+    // ensure room: 3 varints (<= 15 bytes) + key + suffix + value
+    const need = this.pos + 15 + nonShared + vlen;
+    if (need > this.blk.length) this.growBlock(need);
+    const b = this.blk;
+    let p = this.pos;
+    // shared
+    if (shared < 128) b[p++] = shared;
+    else {
+      let v = shared;
+      while (v >= 128) {
+        b[p++] = (v & 127) | 128;
+        v >>>= 7;
+      }
+      b[p++] = v;
+    }
+    if (nonShared < 128) b[p++] = nonShared;
+    else {
+      let v = nonShared;
+      while (v >= 128) {
+        b[p++] = (v & 127) | 128;
+        v >>>= 7;
+      }
+      b[p++] = v;
+    }
+    if (vlen < 128) b[p++] = vlen;
+    else {
+      let v = vlen;
+      while (v >= 128) {
+        b[p++] = (v & 127) | 128;
+        v >>>= 7;
+      }
+      b[p++] = v;
+    }
+    // key delta (user key part), then the 8-byte internal suffix (seqno 0, Put)
+    if (shared < klen) {
+      if (klen - shared <= 32) for (let j = shared; j < klen; j++) b[p++] = key[j];
+      else {
+        b.set(key.subarray(shared), p);
+        p += klen - shared;
+      }
+      b[p] = 1;
+      b[p + 1] = 0;
+      b[p + 2] = 0;
+      b[p + 3] = 0;
+      b[p + 4] = 0;
+      b[p + 5] = 0;
+      b[p + 6] = 0;
+      b[p + 7] = 0;
+      p += 8;
+    } else {
+      // shared reaches into the suffix (previous key is a prefix of this one): rare
+      const suffixStart = shared - klen;
+      for (let j = suffixStart; j < 8; j++) b[p++] = j === 0 ? 1 : 0;
+    }
+    if (vlen <= 32) for (let j = 0; j < vlen; j++) b[p++] = value[j];
+    else {
+      b.set(value, p);
+      p += vlen;
+    }
+    this.pos = p;
+    this.counter++;
+    this.blockEntries++;
+    // remember the key
+    if (klen > last.length) {
+      const nl = new Uint8Array(Math.max(klen, last.length * 2));
+      nl.set(last.subarray(0, lastLen));
+      this.last = nl;
+    }
+    const lk = this.last;
+    for (let j = Math.min(shared, lastLen); j < klen; j++) lk[j] = key[j];
+    this.lastLen = klen;
+    if (this.entries === 0) this.first = key.slice();
+    this.entries++;
+    this.rawKeyBytes += klen + 8;
+    this.rawValueBytes += vlen;
+    if (this.bloom) this.bloom.add(key, 0, klen);
+    const pend = this.pending;
+    if (pend !== undefined) {
+      this.pending = undefined;
+      return pend;
+    }
+  }
+
+  /** shared bytes of the internal keys when the previous user key (length n) is a prefix of `key` */
+  private sharedPastPrefix(key: Uint8Array, n: number): number {
+    // prev internal = prev ‖ 01 00.. ; cur internal = key ‖ 01 00..
+    const klen = key.length;
+    const prevAt = (j: number) => (j - n === 0 ? 1 : 0);
+    const curAt = (j: number) => (j < klen ? key[j] : j - klen === 0 ? 1 : 0);
+    let j = n;
+    const end = n + 8;
+    while (j < end && prevAt(j) === curAt(j)) j++;
+    return j;
+  }
+
+  private orderError(key: Uint8Array): never {
+    const prev = this.last.slice(0, this.lastLen);
+    const dup = prev.length === key.length && Buffer.compare(prev, key) === 0;
+    this.state = "failed";
+    throw new InputError(
+      `${this.name}: keys must be strictly ascending (bytewise): key #${this.entries} ${previewKey(key)} ${
+        dup ? "duplicates" : "sorts before"
+      } key #${this.entries - 1} ${previewKey(prev)}`,
+      { source: this.name, key: Buffer.from(key).toString("hex"), previousKey: Buffer.from(prev).toString("hex") },
+    );
+  }
+
+  private growBlock(need: number): void {
+    let cap = this.blk.length * 2;
+    while (cap < need + 64) cap *= 2;
+    const nb = new Uint8Array(cap);
+    nb.set(this.blk.subarray(0, this.pos));
+    this.blk = nb;
+  }
+
+  /** Ends the current data block; `nextKey` (if any) is the first key of the next block (for the separator). */
+  private flushBlock(nextKey: Uint8Array | undefined): void {
+    if (this.blockEntries === 0) return;
+    // restart array + count
+    const need = this.pos + this.nRestarts * 4 + 4;
+    if (need > this.blk.length) this.growBlock(need);
+    const b = this.blk;
+    let p = this.pos;
+    for (let i = 0; i < this.nRestarts; i++) {
+      const r = this.restarts[i];
+      b[p] = r & 0xff;
+      b[p + 1] = (r >>> 8) & 0xff;
+      b[p + 2] = (r >>> 16) & 0xff;
+      b[p + 3] = (r >>> 24) & 0xff;
+      p += 4;
+    }
+    const n = this.nRestarts;
+    b[p] = n & 0xff;
+    b[p + 1] = (n >>> 8) & 0xff;
+    b[p + 2] = (n >>> 16) & 0xff;
+    b[p + 3] = (n >>> 24) & 0xff;
+    p += 4;
+    const start = this.offset + this.cpos;
+    const size = this.emitBlock(b.subarray(0, p), true);
+    this.dataBlocks++;
+    this.dataSize += size + 5;
+    // index entry: separator between this block's last key and the next block's first key
+    const sep =
+      nextKey === undefined ? this.last.slice(0, this.lastLen) : shortestSeparator(this.last, this.lastLen, nextKey);
+    this.addIndexEntry(sep, start, size);
+    this.pos = 0;
+    this.nRestarts = 0;
+    this.counter = 0;
+    this.blockEntries = 0;
+  }
+
+  private addIndexEntry(sep: Uint8Array, offset: number, size: number): void {
+    // index block, restart interval 1, delta-encoded values: shared=0, non_shared, key, handle (no value length)
+    const ix = this.index;
+    ix.varint(0);
+    ix.varint(sep.length);
+    ix.bytes(sep);
+    ix.varint(offset);
+    ix.varint(size);
+    this.indexRestarts.push(this.indexRestartPos);
+    this.indexRestartPos = ix.len;
+  }
+  private indexRestarts: number[] = [];
+  private indexRestartPos = 0;
+
+  /** Writes block + trailer (compressing when `compress` and it pays), returns the stored size (without trailer). */
+  private emitBlock(raw: Uint8Array, compress: boolean): number {
+    let data = raw;
+    let type = 0;
+    if (compress && this.ctype !== 0) {
+      const c = compressBlock(this.compression, raw);
+      // GoodCompressionRatio: compressed < raw - raw/8
+      if (c.length < raw.length - Math.floor(raw.length / 8)) {
+        data = c;
+        type = this.ctype;
+      }
+    }
+    const n = data.length;
+    if (this.cpos + n + 5 > this.chunk.length) {
+      this.flushChunk();
+      if (n + 5 > this.chunk.length) this.chunk = new Uint8Array(n + 5);
+    }
+    const ch = this.chunk;
+    const p = this.cpos;
+    ch.set(data, p);
+    ch[p + n] = type;
+    const crc = maskCrc(nativeCrc32c(ch.subarray(p, p + n + 1)));
+    ch[p + n + 1] = crc & 0xff;
+    ch[p + n + 2] = (crc >>> 8) & 0xff;
+    ch[p + n + 3] = (crc >>> 16) & 0xff;
+    ch[p + n + 4] = (crc >>> 24) & 0xff;
+    this.cpos = p + n + 5;
+    return n;
+  }
+
+  private flushChunk(): void {
+    if (this.cpos === 0) return;
+    const out = this.chunk.subarray(0, this.cpos);
+    this.sha.update(out);
+    this.offset += this.cpos;
+    this.chunk = new Uint8Array(CHUNK);
+    this.cpos = 0;
+    const r = this.sink.write(out);
+    if (r !== undefined) {
+      // chain: at most one outstanding write at a time
+      this.pending = this.pending ? this.pending.then(() => r) : r;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending) {
+      const p = this.pending;
+      this.pending = undefined;
+      await p;
+    }
+  }
+
+  /** Writes the filter, index, properties, metaindex and footer; closes the sink. */
+  async finish(): Promise<SstFileInfo> {
+    if (this.state !== "open") throw new InputError(`${this.name}: finish() after ${this.state}`);
+    try {
+      if (this.entries === 0) {
+        throw new InputError(`${this.name}: no entries: RocksDB rejects empty SST files`, { source: this.name });
+      }
+      this.flushBlock(undefined);
+      await this.drain();
+      // filter block (uncompressed)
+      let filterHandle: [number, number] | undefined;
+      let filterSize = 0;
+      let filterEntries = 0;
+      if (this.bloom) {
+        filterEntries = this.bloom.entries;
+        const f = this.bloom.finish();
+        const off = this.offset + this.cpos;
+        filterSize = this.emitBlock(f, false);
+        filterHandle = [off, filterSize];
+      }
+      // index block (compressed like data blocks, as RocksDB does)
+      const ix = this.index;
+      for (const r of this.indexRestarts) ix.fixed32(r);
+      ix.fixed32(this.indexRestarts.length);
+      const indexOff = this.offset + this.cpos;
+      const indexSize = this.emitBlock(ix.view(), true);
+      // properties block
+      const props = this.buildProperties(indexSize, filterSize, filterEntries);
+      const propsOff = this.offset + this.cpos;
+      const propsSize = this.emitBlock(props, false);
+      // metaindex
+      const meta = new MetaBuilder();
+      if (filterHandle) meta.add(FULL_FILTER_BLOCK, filterHandle[0], filterHandle[1]);
+      meta.add(PROPERTIES_BLOCK, propsOff, propsSize);
+      const metaOff = this.offset + this.cpos;
+      const metaSize = this.emitBlock(meta.finish(), false);
+      // footer
+      const f = new ByteBuf(FOOTER_SIZE);
+      f.byte(CHECKSUM_CRC32C);
+      f.varint(metaOff);
+      f.varint(metaSize);
+      f.varint(indexOff);
+      f.varint(indexSize);
+      while (f.len < 41) f.byte(0);
+      f.fixed32(FORMAT_VERSION);
+      f.fixed32(MAGIC_LO);
+      f.fixed32(MAGIC_HI);
+      if (this.cpos + FOOTER_SIZE > this.chunk.length) this.flushChunk();
+      this.chunk.set(f.view(), this.cpos);
+      this.cpos += FOOTER_SIZE;
+      this.flushChunk();
+      await this.drain();
+      await this.sink.close();
+      this.state = "finished";
+      return {
+        smallestKey: this.first as Uint8Array,
+        largestKey: this.last.slice(0, this.lastLen),
+        entries: this.entries,
+        bytes: this.offset,
+        sha256: this.sha.digest("hex"),
+        rawKeyBytes: this.rawKeyBytes - 8 * this.entries,
+        rawValueBytes: this.rawValueBytes,
+        index: 0,
+      };
+    } catch (e) {
+      await this.abort(e);
+      throw e;
+    }
+  }
+
+  /** Bytes handed to the sink so far plus what is buffered (a lower bound of the final file size). */
+  get estimatedFileSize(): number {
+    return this.offset + this.cpos + this.pos;
+  }
+  /** the last key added (a copy) */
+  get lastKey(): Uint8Array | undefined {
+    return this.entries > 0 ? this.last.slice(0, this.lastLen) : undefined;
+  }
+  get entryCount(): number {
+    return this.entries;
+  }
+
+  async abort(err?: unknown): Promise<void> {
+    if (this.state === "finished" || this.state === "aborted") return;
+    this.state = "aborted";
+    try {
+      await this.drain();
+    } catch {}
+    await this.sink.abort?.(err);
+  }
+
+  private buildProperties(indexSize: number, filterSize: number, filterEntries: number): Uint8Array {
+    // SstFileWriter (7.8) writes creation.time 0 and format.version 0; so do we (reproducible bytes)
+    const now = this.opts.creationTime ?? 0;
+    const sessionIdentity = this.opts.sessionIdentity ?? true;
+    const fixed32 = (v: number) => {
+      const b = new ByteBuf(4);
+      b.fixed32(v);
+      return b.view().slice();
+    };
+    const fixed64 = (v: number) => {
+      const b = new ByteBuf(8);
+      b.fixed64(v);
+      return b.view().slice();
+    };
+    const te = new TextEncoder();
+    const props = new Map<string, Uint8Array | number | string>();
+    props.set("rocksdb.block.based.table.index.type", fixed32(0));
+    props.set("rocksdb.block.based.table.prefix.filtering", "0");
+    props.set("rocksdb.block.based.table.whole.key.filtering", this.bloom ? "1" : "0");
+    props.set("rocksdb.column.family.id", 2147483647);
+    props.set("rocksdb.column.family.name", "");
+    props.set("rocksdb.comparator", "leveldb.BytewiseComparator");
+    props.set("rocksdb.compression", COMPRESSION_NAME[this.ctype]);
+    props.set(
+      "rocksdb.compression_options",
+      "window_bits=-14; level=32767; strategy=0; max_dict_bytes=0; zstd_max_train_bytes=0; enabled=0; max_dict_buffer_bytes=0; use_zstd_dict_trainer=1; ",
+    );
+    props.set("rocksdb.creation.time", now);
+    props.set("rocksdb.data.size", this.dataSize);
+    if (sessionIdentity) {
+      props.set("rocksdb.creating.db.identity", "SST Writer");
+      props.set("rocksdb.creating.host.identity", hostname());
+      props.set("rocksdb.creating.session.identity", randomSessionId());
+      props.set("rocksdb.original.file.number", randomInt(1, 2 ** 47));
+    }
+    props.set("rocksdb.external_sst_file.global_seqno", fixed64(0));
+    props.set("rocksdb.external_sst_file.version", fixed32(2));
+    if (this.bloom) {
+      props.set("rocksdb.filter.policy", "bloomfilter");
+      props.set("rocksdb.num.filter_entries", filterEntries);
+    }
+    props.set("rocksdb.filter.size", filterSize);
+    props.set("rocksdb.fixed.key.length", 0);
+    props.set("rocksdb.format.version", 0);
+    props.set("rocksdb.index.key.is.user.key", 1);
+    props.set("rocksdb.index.size", indexSize);
+    props.set("rocksdb.index.value.is.delta.encoded", 1);
+    props.set("rocksdb.merge.operator", "nullptr");
+    props.set("rocksdb.merge.operands", 0);
+    props.set("rocksdb.num.data.blocks", this.dataBlocks);
+    props.set("rocksdb.num.entries", this.entries);
+    props.set("rocksdb.num.range-deletions", 0);
+    props.set("rocksdb.deleted.keys", 0);
+    props.set("rocksdb.oldest.key.time", 0);
+    props.set("rocksdb.prefix.extractor.name", "nullptr");
+    props.set("rocksdb.property.collectors", "[]");
+    props.set("rocksdb.raw.key.size", this.rawKeyBytes);
+    props.set("rocksdb.raw.value.size", this.rawValueBytes);
+    const names = [...props.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const blk = new ByteBuf(2048);
+    let lastKey = new Uint8Array(0);
+    for (const name of names) {
+      const v = props.get(name);
+      const k = te.encode(name);
+      let val: Uint8Array;
+      if (typeof v === "number") {
+        const b = new ByteBuf(10);
+        b.varint(v);
+        val = b.view().slice();
+      } else if (typeof v === "string") val = te.encode(v);
+      else val = v as Uint8Array;
+      // one restart point for the whole block: prefix-compress every key against the previous one
+      let shared = 0;
+      while (shared < k.length && shared < lastKey.length && k[shared] === lastKey[shared]) shared++;
+      blk.varint(shared);
+      blk.varint(k.length - shared);
+      blk.varint(val.length);
+      blk.bytes(k.subarray(shared));
+      blk.bytes(val);
+      lastKey = k;
+    }
+    blk.fixed32(0);
+    blk.fixed32(1);
+    return blk.view();
+  }
+}
+
+/** metaindex block: restart interval 1, keys sorted, values = encoded BlockHandles */
+class MetaBuilder {
+  private readonly entries: Array<[string, number, number]> = [];
+  add(name: string, offset: number, size: number): void {
+    this.entries.push([name, offset, size]);
+  }
+  finish(): Uint8Array {
+    this.entries.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
+    const b = new ByteBuf(256);
+    const restarts: number[] = [];
+    const te = new TextEncoder();
+    for (const [name, off, size] of this.entries) {
+      restarts.push(b.len);
+      const h = new ByteBuf(20);
+      h.varint(off);
+      h.varint(size);
+      const k = te.encode(name);
+      b.varint(0);
+      b.varint(k.length);
+      b.varint(h.len);
+      b.bytes(k);
+      b.bytes(h.view());
+    }
+    for (const r of restarts) b.fixed32(r);
+    b.fixed32(restarts.length);
+    return b.view();
+  }
+}
+
+/**
+ * Writes one sorted stream into several SST files, starting a new file once the current one passes
+ * `targetFileSize` bytes (checked between keys only, so a file never splits a key).
+ */
 export class SstFileSetWriter {
-  constructor(_openSink: (index: number) => ByteSink | Promise<ByteSink>, _opts: SstFileSetWriterOptions = {}) {}
-  add(_key: Uint8Array, _value: Uint8Array): void | Promise<void> {
-    throw new Error("SstFileSetWriter: not implemented yet");
+  private readonly openSink: (index: number) => ByteSink | Promise<ByteSink>;
+  private readonly opts: SstFileSetWriterOptions;
+  private readonly target: number;
+  private cur: SstWriter | undefined;
+  private index = 0;
+  private readonly done: SstFileInfo[] = [];
+  private last: Uint8Array | undefined;
+  private state: "open" | "finished" | "aborted" = "open";
+
+  constructor(openSink: (index: number) => ByteSink | Promise<ByteSink>, opts: SstFileSetWriterOptions = {}) {
+    this.openSink = openSink;
+    this.opts = opts;
+    this.target = opts.targetFileSize ?? SST.targetFileSize;
   }
+
+  add(key: Uint8Array, value: Uint8Array): void | Promise<void> {
+    if (this.state !== "open") throw new InputError(`SstFileSetWriter: add() after ${this.state}`);
+    const w = this.cur;
+    if (w === undefined || w.estimatedFileSize >= this.target) return this.rollAndAdd(key, value);
+    return w.add(key, value);
+  }
+
+  private async rollAndAdd(key: Uint8Array, value: Uint8Array): Promise<void> {
+    if (this.cur) {
+      // keep the order check across files
+      this.last = this.curLastKey();
+      const info = await this.cur.finish();
+      this.done.push({ ...info, index: this.index - 1 });
+      this.cur = undefined;
+    }
+    if (this.last) {
+      const c = Buffer.compare(Buffer.from(key), Buffer.from(this.last));
+      if (c <= 0) {
+        throw new InputError(
+          `keys must be strictly ascending (bytewise): ${previewKey(key)} ${c === 0 ? "duplicates" : "sorts before"} ${previewKey(this.last)} (file boundary ${this.index})`,
+          { key: Buffer.from(key).toString("hex") },
+        );
+      }
+    }
+    const sink = await this.openSink(this.index);
+    const name = this.opts.name ? `${this.opts.name}#${this.index}` : `sst#${this.index}`;
+    this.cur = new SstWriter(sink, { ...this.opts, name });
+    this.index++;
+    const p = this.cur.add(key, value);
+    if (p) await p;
+  }
+
+  private curLastKey(): Uint8Array | undefined {
+    return this.cur?.lastKey;
+  }
+
   async finish(): Promise<SstFileInfo[]> {
-    throw new Error("SstFileSetWriter: not implemented yet");
+    if (this.state !== "open") throw new InputError(`SstFileSetWriter: finish() after ${this.state}`);
+    try {
+      if (!this.cur) throw new InputError("SstFileSetWriter: no entries: RocksDB rejects empty SST files");
+      const info = await this.cur.finish();
+      this.done.push({ ...info, index: this.index - 1 });
+      this.cur = undefined;
+      this.state = "finished";
+      return this.done;
+    } catch (e) {
+      await this.abort(e);
+      throw e;
+    }
   }
-  async abort(_err?: unknown): Promise<void> {}
+
+  /** Aborts the file being written. Files already finished stay (the caller owns their cleanup). */
+  async abort(err?: unknown): Promise<void> {
+    if (this.state !== "open") return;
+    this.state = "aborted";
+    await this.cur?.abort(err);
+    this.cur = undefined;
+  }
+
+  /** files completed so far */
+  get files(): readonly SstFileInfo[] {
+    return this.done;
+  }
 }

@@ -1,0 +1,129 @@
+/**
+ * Full bloom filter, format_version 5 "FastLocalBloom" (RocksDB util/bloom_impl.h + table/block_based/filter_policy.cc):
+ * 64-byte cache lines, hash = XXPH3_64(user key), h1 = low 32 (picks the line), h2 = high 32 (probes inside it).
+ */
+import { xxph3_64Parts } from "./xxph3.js";
+
+export const BLOOM_METADATA_LEN = 5;
+
+/** numProbes for a millibits-per-key setting (FastLocalBloomImpl::ChooseNumProbes). */
+export function chooseNumProbes(millibitsPerKey: number): number {
+  if (millibitsPerKey <= 2080) return 1;
+  if (millibitsPerKey <= 3580) return 2;
+  if (millibitsPerKey <= 5100) return 3;
+  if (millibitsPerKey <= 6640) return 4;
+  if (millibitsPerKey <= 8300) return 5;
+  if (millibitsPerKey <= 10070) return 6;
+  if (millibitsPerKey <= 11720) return 7;
+  if (millibitsPerKey <= 14001) return 8;
+  if (millibitsPerKey <= 16050) return 9;
+  if (millibitsPerKey <= 18300) return 10;
+  if (millibitsPerKey <= 22001) return 11;
+  if (millibitsPerKey <= 25501) return 12;
+  if (millibitsPerKey > 50000) return 24;
+  return Math.floor((millibitsPerKey - 1) / 2000) - 1;
+}
+
+/** (u32 a * u32 b) >> 32, exact */
+function fastRange32(range: number, h: number): number {
+  const hLo = h & 0xffff;
+  const hHi = h >>> 16;
+  return Math.floor((hHi * range + Math.floor((hLo * range) / 65536)) / 65536);
+}
+
+/** Collects key hashes while a file is written; builds the filter block at the end. */
+export class BloomBuilder {
+  private h1: Uint32Array;
+  private h2: Uint32Array;
+  private n = 0;
+  private readonly tmp = new Uint32Array(2);
+  readonly millibitsPerKey: number;
+
+  constructor(bitsPerKey: number) {
+    // RocksDB: millibits_per_key_ = round(bits_per_key * 1000)
+    this.millibitsPerKey = Math.round(bitsPerKey * 1000);
+    this.h1 = new Uint32Array(1024);
+    this.h2 = new Uint32Array(1024);
+  }
+
+  get entries(): number {
+    return this.n;
+  }
+
+  /** Adds bytes[start, start+len) (a user key). Adjacent duplicate hashes collapse, as in RocksDB. */
+  add(bytes: Uint8Array, start: number, len: number): void {
+    const t = this.tmp;
+    xxph3_64Parts(bytes, start, len, t);
+    const n = this.n;
+    if (n > 0 && this.h1[n - 1] === t[0] && this.h2[n - 1] === t[1]) return;
+    if (n === this.h1.length) {
+      const a = new Uint32Array(n * 2);
+      a.set(this.h1);
+      this.h1 = a;
+      const b = new Uint32Array(n * 2);
+      b.set(this.h2);
+      this.h2 = b;
+    }
+    this.h1[n] = t[0];
+    this.h2[n] = t[1];
+    this.n = n + 1;
+  }
+
+  /** The filter block contents: bit array + 5 metadata bytes. */
+  finish(): Uint8Array {
+    const n = this.n;
+    let rawLen = Math.floor((n * this.millibitsPerKey + 7999) / 8000);
+    if (rawLen >= 0xffffffc0) rawLen = 0xffffffc0;
+    const len = Math.ceil(rawLen / 64) * 64;
+    const numProbes = chooseNumProbes(this.millibitsPerKey);
+    const out = new Uint8Array(len + BLOOM_METADATA_LEN);
+    const lines = len >>> 6;
+    for (let i = 0; i < n; i++) {
+      const base = fastRange32(lines, this.h1[i]) << 6;
+      let h = this.h2[i];
+      for (let p = 0; p < numProbes; p++) {
+        const bit = h >>> 23;
+        out[base + (bit >>> 3)] |= 1 << (bit & 7);
+        h = Math.imul(h, 0x9e3779b9) >>> 0;
+      }
+    }
+    out[len] = 0xff; // new-implementation marker (-1)
+    out[len + 1] = 0; // sub-implementation: FastLocalBloom
+    out[len + 2] = numProbes;
+    out[len + 3] = 0; // log2(block bytes) - 6 = 0: 64-byte lines
+    out[len + 4] = 0;
+    // free the hash arrays
+    this.h1 = new Uint32Array(0);
+    this.h2 = new Uint32Array(0);
+    return out;
+  }
+}
+
+/** Reader side: may `key` be in the filter? (false = certainly absent) */
+export class BloomReader {
+  private readonly lines: number;
+  private readonly numProbes: number;
+  private readonly tmp = new Uint32Array(2);
+  /** undefined = filter format not understood: always answer "may match" */
+  readonly usable: boolean;
+  constructor(private readonly data: Uint8Array) {
+    const len = data.length - BLOOM_METADATA_LEN;
+    this.usable = len > 0 && len % 64 === 0 && data[len] === 0xff && data[len + 1] === 0 && data[len + 3] === 0;
+    this.lines = len >>> 6;
+    this.numProbes = data[len + 2];
+  }
+  mayContain(key: Uint8Array): boolean {
+    if (!this.usable) return true;
+    const t = this.tmp;
+    xxph3_64Parts(key, 0, key.length, t);
+    const base = fastRange32(this.lines, t[0]) << 6;
+    let h = t[1];
+    const d = this.data;
+    for (let p = 0; p < this.numProbes; p++) {
+      const bit = h >>> 23;
+      if ((d[base + (bit >>> 3)] & (1 << (bit & 7))) === 0) return false;
+      h = Math.imul(h, 0x9e3779b9) >>> 0;
+    }
+    return true;
+  }
+}
