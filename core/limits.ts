@@ -55,6 +55,10 @@ export const PIPELINE = {
   partitionMemoryBytes: 256 * MiB,
   /** Build/merge: bytes per ranged GET when streaming a run segment */
   segmentReadBytes: 8 * MiB,
+  /** input bytes Plan reads per sampled chunk (spread over a few windows of byte-range chunks) */
+  sampleBytesPerChunk: 1 * MiB,
+  /** Plan samples at most this many chunks (evenly spaced), weights scaled to the whole input */
+  sampleMaxChunks: 2000,
   /** duplicate-key examples named in an InputError (policy "error") and skipped-record examples kept */
   maxExamples: 5,
 } as const;

@@ -24,6 +24,11 @@ export interface LoadRequest {
   value?: string[];
   /** value = the raw bytes (UTF-8) of this one column */
   valueRaw?: string;
+  /**
+   * CSV only: split large uncompressed CSV objects into byte ranges (default PIPELINE.csvSplit). Unsafe when quoted
+   * fields contain newlines: such a file fails with an InputError telling to set this to false.
+   */
+  csvSplit?: boolean;
   shards: number;
   duplicates: DuplicatePolicy;
   badRecords: BadRecordPolicy;
@@ -50,6 +55,10 @@ export interface Chunk {
   rowGroups?: [number, number];
   /** object size, for progress */
   size: number;
+  /** position of the chunk in input order (0-based; planChunks sets it, the id ends with it). Orders duplicates. */
+  index?: number;
+  /** the object's compression when not "none" (compressed objects are one chunk each) */
+  compression?: InputCompression;
 }
 
 /** One unit of Build work: one shard x one key range [lowerKey, upperKey) (hex; empty = open end). */

@@ -1,0 +1,299 @@
+/**
+ * Build (one bucket): ranged-GET the bucket's segment from every run object, k-way merge them (bounded fan-in: more
+ * runs than PIPELINE.mergeFanIn are first merged in rounds into local temporary files), apply the duplicate policy,
+ * and stream SST files (rolled over at the request's targetFileSize) into S3 multipart uploads at
+ * versions/<d>/<v>/shard=<s>/<bucketId>-<nnnn>.sst. Memory does not grow with the bucket size: each open segment
+ * holds one read window, the SST writer one block plus its index and filter.
+ * An empty bucket returns no files (RocksDB rejects empty SST files).
+ */
+import { createReadStream, closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CorruptionError, InputError } from "../errors.js";
+import { PIPELINE } from "../limits.js";
+import { versionPrefix } from "../manifest/schema.js";
+import { printableKey } from "../records/key.js";
+import { type ObjectReader, type OpenObject, openS3Object } from "../records/source.js";
+import { type OpenSink, openS3Sink } from "../shuffle/io.js";
+import { kWayMerge } from "../shuffle/merge.js";
+import {
+  compareRunRecords,
+  type RunMeta,
+  type RunRecord,
+  readRunEntry,
+  readRunMeta,
+  readSegment,
+} from "../shuffle/run.js";
+import { shardOf } from "../shuffle/shard.js";
+import { readVarint, varintLength, writeVarint } from "../shuffle/varint.js";
+import { SstFileSetWriter } from "../sst/writer.js";
+import type { BuildResult, Bucket, Plan } from "./types.js";
+
+export interface BuildArgs {
+  plan: Plan;
+  bucket: Bucket;
+  /** run object keys in dataBucket (every chunk's run; order does not matter) */
+  runKeys: string[];
+  dataBucket: string;
+  open?: OpenObject;
+  openSink?: OpenSink;
+  /** merge fan-in (default PIPELINE.mergeFanIn) */
+  fanIn?: number;
+  tmpDir?: string;
+  /** parallel index reads (default 16) */
+  concurrency?: number;
+}
+
+export function sstFileName(bucketId: string, n: number): string {
+  return `${bucketId}-${String(n).padStart(4, "0")}.sst`;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return out;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+
+export async function buildBucket(args: BuildArgs): Promise<BuildResult & { mergeRounds: number }> {
+  const { plan, bucket } = args;
+  const req = plan.request;
+  const open = args.open ?? openS3Object;
+  const fanIn = Math.max(2, args.fanIn ?? PIPELINE.mergeFanIn);
+  const runs = await mapLimit([...args.runKeys].sort(), args.concurrency ?? 16, async (key) => {
+    const reader = await open(args.dataBucket, key);
+    const { header, entry } = await readRunEntry(reader, bucket.index);
+    if (header.bucketCount !== plan.buckets.length) {
+      throw new CorruptionError(
+        `${reader.url}: written for ${header.bucketCount} buckets, the plan has ${plan.buckets.length}`,
+        {
+          file: reader.url,
+        },
+      );
+    }
+    return { reader, entry, run: header.chunkIndex };
+  });
+  const readers = new Map<number, ObjectReader>();
+  for (const r of runs) readers.set(r.run, r.reader);
+  const withData = runs.filter((r) => r.entry.count > 0);
+  const recordsExpected = withData.reduce((s, r) => s + r.entry.count, 0);
+
+  let tmp: string | undefined;
+  let mergeRounds = 0;
+  const result: BuildResult & { mergeRounds: number } = {
+    bucketId: bucket.id,
+    shard: bucket.shard,
+    recordsIn: 0,
+    duplicates: 0,
+    files: [],
+    mergeRounds: 0,
+  };
+  try {
+    let sources: AsyncIterable<RunRecord>[] = withData.map((r) => readSegment(r.reader, r.entry, r.run));
+    // extra merge rounds to local files while there are more sources than the fan-in
+    while (sources.length > fanIn) {
+      tmp ??= mkdtempSync(join(args.tmpDir ?? tmpdir(), "ferry-merge-"));
+      mergeRounds++;
+      const next: AsyncIterable<RunRecord>[] = [];
+      for (let g = 0; g < sources.length; g += fanIn) {
+        const path = join(tmp, `round${mergeRounds}-${g / fanIn}`);
+        await writeTmpRun(path, kWayMerge(sources.slice(g, g + fanIn), compareRunRecords));
+        next.push(readTmpRun(path));
+      }
+      sources = next;
+    }
+    result.mergeRounds = mergeRounds;
+    if (sources.length === 0) return result;
+
+    const lower = bucket.lowerKey ? Buffer.from(bucket.lowerKey, "hex") : undefined;
+    const upper = bucket.upperKey ? Buffer.from(bucket.upperKey, "hex") : undefined;
+    const prefix = versionPrefix(req.dataset, req.version);
+    const openSink = args.openSink ?? openS3Sink;
+    const names: string[] = [];
+    const writer = new SstFileSetWriter(
+      (n) => {
+        const name = `shard=${bucket.shard}/${sstFileName(bucket.id, n)}`;
+        names[n] = name;
+        return openSink(args.dataBucket, prefix + name);
+      },
+      {
+        compression: req.sstCompression,
+        bloomBitsPerKey: req.bloomBitsPerKey,
+        targetFileSize: req.targetFileSize,
+        name: `${prefix}shard=${bucket.shard}/${bucket.id}`,
+      },
+    );
+    const dupExamples: Array<{ key: Uint8Array; origins: Array<{ run: number; line: number }> }> = [];
+    let group: Array<{ run: number; line: number }> | undefined;
+    let pending: RunRecord | undefined;
+    const policy = req.duplicates;
+
+    const emit = async (r: RunRecord) => {
+      if (
+        (lower && Buffer.compare(r.key, lower) < 0) ||
+        (upper && Buffer.compare(r.key, upper) >= 0) ||
+        shardOf(r.key, req.shards) !== bucket.shard
+      ) {
+        throw new CorruptionError(
+          `key ${printableKey(r.key)} from chunk ${r.run} does not belong to bucket ${bucket.id}: runs and plan disagree`,
+          {
+            file: bucket.id,
+          },
+        );
+      }
+      const p = writer.add(r.key, r.value);
+      if (p) await p;
+    };
+
+    try {
+      for await (const r of kWayMerge(sources, compareRunRecords)) {
+        result.recordsIn++;
+        if (pending && Buffer.compare(pending.key, r.key) === 0) {
+          result.duplicates++;
+          if (policy === "error") {
+            if (!group) {
+              group = [{ run: pending.run, line: pending.line }];
+              dupExamples.push({ key: pending.key, origins: group });
+            }
+            if (group.length < 3) group.push({ run: r.run, line: r.line });
+          } else if (policy === "last") pending = r;
+          continue;
+        }
+        group = undefined;
+        if (dupExamples.length >= PIPELINE.maxExamples) break;
+        if (pending && dupExamples.length === 0) await emit(pending);
+        pending = r;
+      }
+      if (dupExamples.length > 0) throw await duplicateError(dupExamples, readers, bucket);
+      if (pending) await emit(pending);
+      if (result.recordsIn !== recordsExpected) {
+        throw new CorruptionError(
+          `bucket ${bucket.id}: read ${result.recordsIn} records, the run indexes say ${recordsExpected}`,
+          {
+            file: bucket.id,
+          },
+        );
+      }
+      const infos = await writer.finish();
+      result.files = infos.map((f) => ({
+        shard: bucket.shard,
+        path: names[f.index],
+        smallestKey: hex(f.smallestKey),
+        largestKey: hex(f.largestKey),
+        entries: f.entries,
+        bytes: f.bytes,
+        sha256: f.sha256,
+      }));
+    } catch (e) {
+      await writer.abort(e);
+      throw e;
+    }
+    return result;
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function duplicateError(
+  examples: Array<{ key: Uint8Array; origins: Array<{ run: number; line: number }> }>,
+  readers: Map<number, ObjectReader>,
+  bucket: Bucket,
+): Promise<InputError> {
+  const metas = new Map<number, RunMeta>();
+  const whereOf = async (o: { run: number; line: number }) => {
+    let m = metas.get(o.run);
+    if (!m) {
+      const r = readers.get(o.run);
+      if (!r) return `chunk ${o.run} line ${o.line}`;
+      m = await readRunMeta(r);
+      metas.set(o.run, m);
+    }
+    const unit = m.unit ?? "line";
+    return m.chunkStart
+      ? `${m.source} ${unit} ${o.line} of the chunk starting at byte ${m.chunkStart}`
+      : `${m.source} ${unit} ${o.line}`;
+  };
+  const parts: string[] = [];
+  for (const ex of examples) {
+    const ws = await Promise.all(ex.origins.map(whereOf));
+    parts.push(`key ${printableKey(ex.key)} in ${ws.join(" and ")}`);
+  }
+  return new InputError(
+    `duplicate keys (duplicates=error; use duplicates=last or first to keep one): ${parts.join("; ")}`,
+    {
+      key: hex(examples[0].key),
+      bucket: bucket.id,
+      examples: parts,
+    },
+  );
+}
+
+// ---- temporary runs for extra merge rounds: varint keyLen | key | varint valueLen | value | varint line | varint run
+
+async function writeTmpRun(path: string, records: AsyncIterable<RunRecord>): Promise<void> {
+  const fd = openSync(path, "w");
+  try {
+    let buf = Buffer.allocUnsafe(1 << 20);
+    let o = 0;
+    const flush = () => {
+      let w = 0;
+      while (w < o) w += writeSync(fd, buf, w, o - w);
+      o = 0;
+    };
+    for await (const r of records) {
+      const need =
+        varintLength(r.key.length) +
+        r.key.length +
+        varintLength(r.value.length) +
+        r.value.length +
+        varintLength(r.line) +
+        varintLength(r.run);
+      if (need > buf.length - o) flush();
+      if (need > buf.length) buf = Buffer.allocUnsafe(need);
+      o = writeVarint(buf, o, r.key.length);
+      buf.set(r.key, o);
+      o += r.key.length;
+      o = writeVarint(buf, o, r.value.length);
+      buf.set(r.value, o);
+      o += r.value.length;
+      o = writeVarint(buf, o, r.line);
+      o = writeVarint(buf, o, r.run);
+    }
+    flush();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function* readTmpRun(path: string): AsyncIterable<RunRecord> {
+  let buf: Buffer = Buffer.alloc(0);
+  let pos = 0;
+  for await (const p of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : p;
+    pos = 0;
+    for (;;) {
+      const kl = readVarint(buf, pos, buf.length);
+      if (!kl || kl[1] + kl[0] > buf.length) break;
+      const ke = kl[1] + kl[0];
+      const vl = readVarint(buf, ke, buf.length);
+      if (!vl || vl[1] + vl[0] > buf.length) break;
+      const ve = vl[1] + vl[0];
+      const ln = readVarint(buf, ve, buf.length);
+      if (!ln) break;
+      const rn = readVarint(buf, ln[1], buf.length);
+      if (!rn) break;
+      pos = rn[1];
+      yield { key: buf.subarray(kl[1], ke), value: buf.subarray(vl[1], ve), line: ln[0], run: rn[0] };
+    }
+  }
+  if (pos < buf.length) throw new CorruptionError(`${path}: temporary run ends inside a record`, { file: path });
+}

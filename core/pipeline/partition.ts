@@ -1,0 +1,80 @@
+/**
+ * Partition (one chunk): read records, map them to key/value bytes, route each to its bucket (shard by murmur3, then
+ * the range within the shard), sort per bucket, write one run object at staging/<d>/<v>/runs/<chunkId>.run.
+ * Deterministic: the same chunk gives the same bytes at the same key, so a retry overwrites, never duplicates.
+ */
+import { PIPELINE } from "../limits.js";
+import { stagingPrefix } from "../manifest/schema.js";
+import { isSkipped, makeRecordMapper } from "../records/mapper.js";
+import { chunkIndex, readChunk } from "../records/readers.js";
+import type { OpenObject } from "../records/source.js";
+import { type OpenSink, openS3Sink } from "../shuffle/io.js";
+import { RunWriter } from "../shuffle/run.js";
+import { makeRouter } from "./sample.js";
+import type { Chunk, PartitionResult, Plan } from "./types.js";
+
+export function runKey(dataset: string, version: string, chunkId: string): string {
+  return `${stagingPrefix(dataset, version)}runs/${chunkId}.run`;
+}
+
+export interface PartitionArgs {
+  plan: Plan;
+  chunk: Chunk;
+  dataBucket: string;
+  /** how input objects are opened (default S3 ranged reads) */
+  open?: OpenObject;
+  /** where the run object goes (default S3 multipart upload) */
+  openSink?: OpenSink;
+  /** memory budget before spilling sorted sub-runs to local disk (default PIPELINE.partitionMemoryBytes) */
+  memoryBytes?: number;
+  tmpDir?: string;
+}
+
+export async function partitionChunk(
+  args: PartitionArgs,
+): Promise<PartitionResult & { spills: number; runBytes: number }> {
+  const { plan, chunk } = args;
+  const req = plan.request;
+  const unit = req.format === "parquet" ? "row" : "line";
+  const mapper = makeRecordMapper({
+    key: req.key,
+    value: req.value,
+    valueRaw: req.valueRaw,
+    badRecords: req.badRecords,
+    maxBadRecords: req.maxBadRecords,
+    unit,
+  });
+  const route = makeRouter(plan.buckets, req.shards);
+  const source = `s3://${chunk.bucket}/${chunk.key}`;
+  const ranged = chunk.start !== undefined && chunk.start > 0;
+  const writer = new RunWriter({
+    bucketCount: plan.buckets.length,
+    meta: {
+      chunkId: chunk.id,
+      chunkIndex: chunkIndex(chunk),
+      source,
+      ...(ranged ? { chunkStart: chunk.start } : {}),
+      unit,
+    },
+    memoryBytes: args.memoryBytes,
+    tmpDir: args.tmpDir,
+  });
+  for await (const rec of readChunk(chunk, req.format, { open: args.open, compression: req.compression })) {
+    const m = mapper(rec);
+    if (isSkipped(m)) continue;
+    writer.add(route(m.key), m.key, m.value, rec.line);
+  }
+  const key = runKey(req.dataset, req.version, chunk.id);
+  const sink = await (args.openSink ?? openS3Sink)(args.dataBucket, key);
+  const summary = await writer.finish(sink);
+  return {
+    chunkId: chunk.id,
+    runKey: key,
+    records: summary.records,
+    skipped: mapper.skipped,
+    skippedExamples: mapper.examples.slice(0, PIPELINE.maxExamples),
+    bytesIn: chunk.start !== undefined ? (chunk.end ?? chunk.size) - chunk.start : chunk.size,
+    spills: summary.spills,
+    runBytes: summary.bytes,
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Line splitting over a byte stream with byte-range ownership: a chunk [start, end) owns the lines that START inside
+ * it. Reading starts at start-1 (when start > 0) and skips through the first '\n' (so a line starting exactly at
+ * `start` is kept), and goes past `end` only to finish the last owned line.
+ */
+import { InputError } from "../errors.js";
+
+export interface RawLine {
+  /** the line's bytes without '\n' (a trailing '\r' is kept: callers trim it) */
+  bytes: Buffer;
+  /** absolute byte offset of the line's first byte */
+  offset: number;
+}
+
+/**
+ * Skips the partial first line when `skipPartial` (reading began at start-1): returns the remaining pieces and the
+ * absolute offset of the first byte they carry. When no '\n' is found the stream is exhausted and `rest` is empty.
+ */
+export async function skipPartialLine(
+  pieces: AsyncIterable<Uint8Array>,
+  readStart: number,
+  skipPartial: boolean,
+): Promise<{ offset: number; rest: AsyncIterable<Uint8Array> }> {
+  const it = pieces[Symbol.asyncIterator]();
+  let offset = readStart;
+  let first: Uint8Array | undefined;
+  if (skipPartial) {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return { offset, rest: emptyIterable() };
+      const piece = r.value;
+      const nl = piece.indexOf(10);
+      if (nl < 0) {
+        offset += piece.length;
+        continue;
+      }
+      offset += nl + 1;
+      first = piece.subarray(nl + 1);
+      break;
+    }
+  }
+  const head = first;
+  return {
+    offset,
+    rest: {
+      [Symbol.asyncIterator]() {
+        let pending = head && head.length > 0 ? head : undefined;
+        return {
+          async next() {
+            if (pending) {
+              const v = pending;
+              pending = undefined;
+              return { done: false, value: v };
+            }
+            return it.next();
+          },
+          async return() {
+            await it.return?.();
+            return { done: true, value: undefined };
+          },
+        };
+      },
+    },
+  };
+}
+
+function emptyIterable(): AsyncIterable<Uint8Array> {
+  return { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
+}
+
+/** Splits pieces (starting at a line start, absolute offset `offset`) into lines. */
+export async function* splitLines(
+  pieces: AsyncIterable<Uint8Array>,
+  offset: number,
+  maxLineBytes: number,
+  source: string,
+): AsyncIterable<RawLine> {
+  let carry: Buffer[] = [];
+  let carryLen = 0;
+  let lineStart = offset;
+  let pos = offset;
+  for await (const p of pieces) {
+    const piece = Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.length);
+    let from = 0;
+    for (;;) {
+      const nl = piece.indexOf(10, from);
+      if (nl < 0) break;
+      let bytes: Buffer;
+      if (carryLen > 0) {
+        carry.push(piece.subarray(from, nl));
+        bytes = Buffer.concat(carry, carryLen + nl - from);
+        carry = [];
+        carryLen = 0;
+      } else bytes = piece.subarray(from, nl);
+      yield { bytes, offset: lineStart };
+      from = nl + 1;
+      lineStart = pos + from;
+    }
+    if (from < piece.length) {
+      carry.push(piece.subarray(from));
+      carryLen += piece.length - from;
+      if (carryLen > maxLineBytes) {
+        throw new InputError(
+          `${source} byte ${lineStart}: a line is longer than ${maxLineBytes} bytes (no newline found); is this really line-delimited text?`,
+          { source, offset: lineStart },
+        );
+      }
+    }
+    pos += piece.length;
+  }
+  if (carryLen > 0) yield { bytes: Buffer.concat(carry, carryLen), offset: lineStart };
+}

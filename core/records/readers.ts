@@ -1,0 +1,451 @@
+/**
+ * Input readers: JSONL, CSV (header row; quoted fields with embedded newlines and quotes), Parquet (hyparquet; one
+ * chunk = a range of row groups), each optionally gzip or zstd compressed. `planChunks` splits a listing into
+ * Partition work units; `readChunk` streams one chunk's records. Memory does not grow with the object size
+ * (Parquet: one row group at a time).
+ */
+import { Readable } from "node:stream";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { parse as csvParse } from "csv-parse";
+import { decompress as zstdDecompress } from "fzstd";
+import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync, parquetRead } from "hyparquet";
+import { InputError } from "../errors.js";
+import { PIPELINE } from "../limits.js";
+import type { Chunk, InputCompression, InputFormat } from "../pipeline/types.js";
+import { compressionFromMagic, compressionFromName, decompress } from "./compression.js";
+import { skipPartialLine, splitLines } from "./lines.js";
+import { type ObjectReader, type OpenObject, openS3Object, s3Url } from "./source.js";
+
+/** One input record with where it came from. */
+export interface SourceRecord {
+  /** field name → value (JSONL: parsed JSON object; CSV: strings by header; Parquet: decoded row) */
+  record: Record<string, unknown>;
+  /** s3://bucket/key */
+  source: string;
+  /**
+   * 1-based line (JSONL, CSV: the file line where the record starts; Parquet: the row number). When `chunkStart` is
+   * set, the chunk began mid-object and `line` counts lines from that byte offset (counting from the object start
+   * would mean reading everything before it).
+   */
+  line: number;
+  chunkStart?: number;
+  /** the record could not be parsed (bad JSON, wrong CSV column count): a bad record, `record` is empty */
+  problem?: string;
+}
+
+/** "s3://b/k line 12" or "s3://b/k line 12 of the chunk starting at byte 134217728" (Parquet: "row 12"). */
+export function where(r: Pick<SourceRecord, "source" | "line" | "chunkStart">, unit = "line"): string {
+  return r.chunkStart
+    ? `${r.source} ${unit} ${r.line} of the chunk starting at byte ${r.chunkStart}`
+    : `${r.source} ${unit} ${r.line}`;
+}
+
+export interface ReadOptions {
+  /** how objects are opened (default: S3 ranged reads) */
+  open?: OpenObject;
+  /** override the chunk's/name's compression */
+  compression?: InputCompression;
+  /** longest line/record accepted (default PIPELINE.maxRecordBytes) */
+  maxRecordBytes?: number;
+}
+
+export interface PlanChunksOptions {
+  open?: OpenObject;
+  /** compression for every object (default: from the name, and the first bytes of objects that would be split) */
+  compression?: InputCompression;
+  /** split large uncompressed CSV objects by byte range (default PIPELINE.csvSplit); see docs/data-plane.md */
+  csvSplit?: boolean;
+}
+
+export interface InputObject {
+  bucket: string;
+  key: string;
+  size: number;
+}
+
+export function chunkId(index: number): string {
+  return `c${String(index).padStart(7, "0")}`;
+}
+
+/** The chunk's index in input order (Chunk.index, else parsed from the id). */
+export function chunkIndex(chunk: Pick<Chunk, "id" | "index">): number {
+  if (chunk.index !== undefined) return chunk.index;
+  const m = /(\d+)$/.exec(chunk.id);
+  if (!m) throw new InputError(`chunk id ${chunk.id} has no index`, { field: "chunk.id" });
+  return Number(m[1]);
+}
+
+/**
+ * Splits input objects into chunks, in (bucket, key) order, ids c0000000, c0000001, … (deterministic: the same
+ * listing gives the same chunks). Uncompressed JSONL (and CSV when csvSplit) larger than chunkBytes is split into
+ * byte ranges; compressed objects are one chunk; Parquet objects are split into row-group ranges of about chunkBytes
+ * (footer read with ranged GETs). Empty objects produce no chunk.
+ */
+export async function planChunks(
+  objects: InputObject[],
+  format: InputFormat,
+  chunkBytes: number = PIPELINE.chunkBytes,
+  opts: PlanChunksOptions = {},
+): Promise<Chunk[]> {
+  const open = opts.open ?? openS3Object;
+  const csvSplit = opts.csvSplit ?? PIPELINE.csvSplit;
+  const sorted = [...objects].sort((a, b) =>
+    a.bucket === b.bucket ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.bucket < b.bucket ? -1 : 1,
+  );
+  const out: Chunk[] = [];
+  const push = (c: Omit<Chunk, "id" | "index">) => {
+    const index = out.length;
+    out.push({ id: chunkId(index), index, ...c });
+  };
+  for (const o of sorted) {
+    if (o.size === 0) continue;
+    let compression = opts.compression ?? compressionFromName(o.key);
+    if (format === "parquet") {
+      if (compression !== "none") {
+        throw new InputError(
+          `${s3Url(o.bucket, o.key)}: a compressed Parquet object is not supported (Parquet compresses its pages itself)`,
+          {
+            source: s3Url(o.bucket, o.key),
+            field: "compression",
+          },
+        );
+      }
+      const reader = await open(o.bucket, o.key, o.size);
+      const meta = await readParquetMetadata(reader);
+      let first = 0;
+      let acc = 0;
+      const groups = meta.row_groups;
+      for (let g = 0; g < groups.length; g++) {
+        acc += Number(groups[g].total_compressed_size ?? groups[g].total_byte_size);
+        if (acc >= chunkBytes || g === groups.length - 1) {
+          push({ bucket: o.bucket, key: o.key, size: o.size, rowGroups: [first, g] });
+          first = g + 1;
+          acc = 0;
+        }
+      }
+      continue;
+    }
+    const splittable = format === "jsonl" || (format === "csv" && csvSplit);
+    if (compression === "none" && splittable && o.size > chunkBytes && opts.compression === undefined) {
+      const reader = await open(o.bucket, o.key, o.size);
+      compression = compressionFromMagic(await reader.read(0, 4));
+    }
+    if (compression !== "none" || !splittable || o.size <= chunkBytes) {
+      push({ bucket: o.bucket, key: o.key, size: o.size, ...(compression !== "none" ? { compression } : {}) });
+      continue;
+    }
+    for (let s = 0; s < o.size; s += chunkBytes) {
+      push({ bucket: o.bucket, key: o.key, size: o.size, start: s, end: Math.min(o.size, s + chunkBytes) });
+    }
+  }
+  return out;
+}
+
+/** Streams the records of one chunk. */
+export async function* readChunk(
+  chunk: Chunk,
+  format: InputFormat,
+  opts: ReadOptions = {},
+): AsyncIterable<SourceRecord> {
+  const open = opts.open ?? openS3Object;
+  const reader = await open(chunk.bucket, chunk.key, chunk.size);
+  if (format === "parquet") {
+    yield* readParquet(reader, chunk.rowGroups);
+    return;
+  }
+  const maxRecordBytes = opts.maxRecordBytes ?? PIPELINE.maxRecordBytes;
+  const ranged = chunk.start !== undefined && (chunk.start > 0 || (chunk.end ?? reader.size) < reader.size);
+  const start = ranged ? (chunk.start ?? 0) : 0;
+  const end = ranged ? (chunk.end ?? reader.size) : reader.size;
+  let compression = opts.compression ?? chunk.compression ?? compressionFromName(chunk.key);
+  if (ranged && compression !== "none") {
+    throw new InputError(`${reader.url}: a compressed object cannot be read by byte ranges`, { source: reader.url });
+  }
+  // whole uncompressed objects: trust the magic bytes over the name
+  let pieces: AsyncIterable<Uint8Array>;
+  if (!ranged && compression === "none") {
+    const { head, rest } = await peek(reader.stream(0, reader.size));
+    compression = compressionFromMagic(head);
+    pieces = decompress(rest, compression);
+  } else if (!ranged) {
+    pieces = decompress(reader.stream(0, reader.size), compression);
+  } else {
+    // read past `end` only to finish the last owned line
+    pieces = reader.stream(start > 0 ? start - 1 : 0, Math.min(reader.size, end + maxRecordBytes));
+  }
+  const ctx: LineCtx = {
+    source: reader.url,
+    start,
+    end: ranged ? end : Number.POSITIVE_INFINITY,
+    ranged,
+    maxRecordBytes,
+    compressed: compression !== "none",
+  };
+  if (format === "jsonl") yield* readJsonl(pieces, ctx);
+  else if (format === "csv") yield* readCsv(pieces, ctx, reader);
+  else throw new InputError(`unknown input format ${String(format)}`, { field: "format" });
+}
+
+interface LineCtx {
+  source: string;
+  start: number;
+  end: number;
+  ranged: boolean;
+  maxRecordBytes: number;
+  compressed: boolean;
+}
+
+async function peek(it: AsyncIterable<Uint8Array>): Promise<{ head: Uint8Array; rest: AsyncIterable<Uint8Array> }> {
+  const iter = it[Symbol.asyncIterator]();
+  const first = await iter.next();
+  const head = first.done ? new Uint8Array(0) : first.value;
+  let pending: Uint8Array | undefined = first.done ? undefined : first.value;
+  return {
+    head,
+    rest: {
+      [Symbol.asyncIterator]: () => ({
+        async next() {
+          if (pending) {
+            const v = pending;
+            pending = undefined;
+            return { done: false, value: v };
+          }
+          return iter.next();
+        },
+        async return() {
+          await iter.return?.();
+          return { done: true, value: undefined };
+        },
+      }),
+    },
+  };
+}
+
+async function* readJsonl(pieces: AsyncIterable<Uint8Array>, ctx: LineCtx): AsyncIterable<SourceRecord> {
+  const skip = ctx.ranged && ctx.start > 0;
+  const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);
+  const chunkStart = skip ? ctx.start : undefined;
+  let line = 0;
+  for await (const l of splitLines(rest, offset, ctx.maxRecordBytes, ctx.source)) {
+    if (l.offset >= ctx.end) break;
+    line++;
+    let b = l.bytes;
+    if (b.length > 0 && b[b.length - 1] === 13) b = b.subarray(0, b.length - 1);
+    // blank lines are not records
+    let blank = true;
+    for (let i = 0; i < b.length; i++) {
+      const c = b[i];
+      if (c !== 32 && c !== 9) {
+        blank = false;
+        break;
+      }
+    }
+    if (blank) continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(b.toString("utf8"));
+    } catch (e) {
+      yield {
+        record: {},
+        source: ctx.source,
+        line,
+        chunkStart,
+        problem: `is not valid JSON (${(e as Error).message})`,
+      };
+      continue;
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      yield { record: {}, source: ctx.source, line, chunkStart, problem: "is not a JSON object" };
+      continue;
+    }
+    yield { record: v as Record<string, unknown>, source: ctx.source, line, chunkStart };
+  }
+}
+
+const CSV_OPTIONS = {
+  bom: true,
+  info: true,
+  relax_column_count: true,
+  skip_empty_lines: false,
+} as const;
+
+interface CsvRow {
+  record: string[];
+  info: { lines: number; bytes_records: number };
+}
+
+async function readCsvHeader(reader: ObjectReader, maxRecordBytes: number): Promise<string[]> {
+  const src = Readable.from(reader.stream(0, Math.min(reader.size, maxRecordBytes)));
+  const parser = csvParse({ ...CSV_OPTIONS, to_line: undefined });
+  src.on("error", (e) => parser.destroy(e));
+  src.pipe(parser);
+  try {
+    for await (const row of parser as AsyncIterable<CsvRow>) return row.record;
+  } catch (e) {
+    throw csvError(e, reader.url, undefined);
+  } finally {
+    src.destroy();
+    parser.destroy();
+  }
+  throw new InputError(`${reader.url}: CSV has no header row`, { source: reader.url, line: 1 });
+}
+
+function checkHeader(header: string[], source: string): void {
+  const seen = new Set<string>();
+  header.forEach((h, i) => {
+    if (h.trim() === "")
+      throw new InputError(`${source} line 1: CSV header column ${i + 1} is empty`, {
+        source,
+        line: 1,
+        field: `#${i + 1}`,
+      });
+    if (seen.has(h))
+      throw new InputError(`${source} line 1: CSV header names column '${h}' twice`, { source, line: 1, field: h });
+    seen.add(h);
+  });
+}
+
+function csvError(e: unknown, source: string, chunkStart: number | undefined, lineBase = 0): InputError {
+  const err = e as Error & { code?: string; lines?: number };
+  if (err instanceof InputError) return err;
+  const line = (err.lines ?? 0) + lineBase;
+  const at = chunkStart
+    ? `${source} line ${line} of the chunk starting at byte ${chunkStart}`
+    : `${source} line ${line}`;
+  return new InputError(`${at}: CSV is malformed: ${err.message}`, { source, line, chunkStart, code: err.code });
+}
+
+async function* readCsv(
+  pieces: AsyncIterable<Uint8Array>,
+  ctx: LineCtx,
+  reader: ObjectReader,
+): AsyncIterable<SourceRecord> {
+  const skip = ctx.ranged && ctx.start > 0;
+  let header: string[] | undefined;
+  if (skip) header = await readCsvHeader(reader, ctx.maxRecordBytes);
+  const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);
+  const chunkStart = skip ? ctx.start : undefined;
+  const src = Readable.from(rest);
+  const parser = csvParse(CSV_OPTIONS);
+  src.on("error", (e) => parser.destroy(e));
+  src.pipe(parser);
+  let prevLines = 0;
+  // bytes_records of the previous row = start offset of this one (relative to the parser's input)
+  let prevBytesRecords = 0;
+  try {
+    for await (const row of parser as AsyncIterable<CsvRow>) {
+      const startLine = prevLines + 1;
+      const endLine = row.info.lines;
+      const startOffset = offset + prevBytesRecords;
+      prevLines = endLine;
+      prevBytesRecords = row.info.bytes_records;
+      if (startOffset >= ctx.end) break;
+      if (!header) {
+        header = row.record;
+        checkHeader(header, ctx.source);
+        continue;
+      }
+      if (ctx.ranged && endLine > startLine) {
+        throw new InputError(
+          `${where({ source: ctx.source, line: startLine, chunkStart })}: a quoted CSV field spans lines, so this object cannot be split by byte ranges safely; load it with csvSplit=false (one chunk per object)`,
+          { source: ctx.source, line: startLine, chunkStart, field: "csvSplit" },
+        );
+      }
+      const rec = row.record;
+      // blank line
+      if (rec.length === 1 && rec[0] === "" && header.length > 1) continue;
+      if (rec.length !== header.length) {
+        yield {
+          record: {},
+          source: ctx.source,
+          line: startLine,
+          chunkStart,
+          problem: `has ${rec.length} fields, the header has ${header.length}`,
+        };
+        continue;
+      }
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < header.length; i++) o[header[i]] = rec[i];
+      yield { record: o, source: ctx.source, line: startLine, chunkStart };
+    }
+  } catch (e) {
+    throw csvError(e, ctx.source, chunkStart);
+  } finally {
+    src.destroy();
+    parser.destroy();
+  }
+}
+
+// ---- Parquet ----
+
+const PARQUET_COMPRESSORS = {
+  GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)),
+  BROTLI: (input: Uint8Array) => new Uint8Array(brotliDecompressSync(input)),
+  ZSTD: (input: Uint8Array, outputLength: number) => zstdDecompress(input, new Uint8Array(outputLength)),
+};
+
+function asyncBuffer(reader: ObjectReader): AsyncBuffer {
+  return {
+    byteLength: reader.size,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const b = await reader.read(start, end ?? reader.size);
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
+    },
+  };
+}
+
+/** Reads a Parquet footer with ranged reads (the last 512 KiB, more only when the footer is larger). */
+export async function readParquetMetadata(reader: ObjectReader): Promise<FileMetaData> {
+  try {
+    return await parquetMetadataAsync(asyncBuffer(reader));
+  } catch (e) {
+    throw new InputError(`${reader.url}: not a readable Parquet file (${(e as Error).message})`, {
+      source: reader.url,
+    });
+  }
+}
+
+/** Row groups with their first row and row count. */
+export async function parquetRowGroups(
+  reader: ObjectReader,
+): Promise<Array<{ rowStart: number; rows: number; bytes: number }>> {
+  const meta = await readParquetMetadata(reader);
+  let rowStart = 0;
+  return meta.row_groups.map((g) => {
+    const r = { rowStart, rows: Number(g.num_rows), bytes: Number(g.total_compressed_size ?? g.total_byte_size) };
+    rowStart += r.rows;
+    return r;
+  });
+}
+
+async function* readParquet(reader: ObjectReader, rowGroups?: [number, number]): AsyncIterable<SourceRecord> {
+  const meta = await readParquetMetadata(reader);
+  const file = asyncBuffer(reader);
+  const [first, last] = rowGroups ?? [0, meta.row_groups.length - 1];
+  let rowStart = 0;
+  for (let g = 0; g < first; g++) rowStart += Number(meta.row_groups[g].num_rows);
+  for (let g = first; g <= last && g < meta.row_groups.length; g++) {
+    const n = Number(meta.row_groups[g].num_rows);
+    let rows: Record<string, unknown>[] = [];
+    try {
+      await parquetRead({
+        file,
+        metadata: meta,
+        rowStart,
+        rowEnd: rowStart + n,
+        rowFormat: "object",
+        compressors: PARQUET_COMPRESSORS,
+        onComplete: (r) => {
+          rows = r;
+        },
+      });
+    } catch (e) {
+      throw new InputError(`${reader.url} row group ${g}: cannot decode (${(e as Error).message})`, {
+        source: reader.url,
+        rowGroup: g,
+      });
+    }
+    for (let i = 0; i < rows.length; i++) yield { record: rows[i], source: reader.url, line: rowStart + i + 1 };
+    rowStart += n;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Byte sources for the input readers: an object is read by ranges (S3 ranged GETs, a local file, memory). Readers
+ * never load a whole object: they stream ranges and stop early (breaking a for-await destroys the stream).
+ */
+import { createReadStream, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { CorruptionError } from "../errors.js";
+
+export interface ObjectReader {
+  /** s3://bucket/key (or a path), used in every error message */
+  readonly url: string;
+  readonly size: number;
+  /** streams bytes [start, end) in pieces (end clamped to size) */
+  stream(start: number, end: number): AsyncIterable<Uint8Array>;
+  /** reads bytes [start, end) into one buffer (end clamped to size) */
+  read(start: number, end: number): Promise<Uint8Array>;
+}
+
+/** Opens an object for ranged reads. `size`, when known (from a listing), saves a HEAD request. */
+export type OpenObject = (bucket: string, key: string, size?: number) => Promise<ObjectReader>;
+
+export function s3Url(bucket: string, key: string): string {
+  return `s3://${bucket}/${key}`;
+}
+
+/** An ObjectReader over bytes in memory (tests, small objects). `pieceBytes` splits the stream like a network would. */
+export function memoryObject(bytes: Uint8Array, url = "<memory>", pieceBytes = 64 * 1024): ObjectReader {
+  return {
+    url,
+    size: bytes.length,
+    async *stream(start: number, end: number) {
+      const e = Math.min(end, bytes.length);
+      for (let o = start; o < e; o += pieceBytes) yield bytes.subarray(o, Math.min(e, o + pieceBytes));
+    },
+    async read(start: number, end: number) {
+      return bytes.subarray(start, Math.min(end, bytes.length));
+    },
+  };
+}
+
+/** An OpenObject over an in-memory map of "bucket/key" → bytes (tests). */
+export function memoryStore(objects: Map<string, Uint8Array>, pieceBytes?: number): OpenObject {
+  return async (bucket, key) => {
+    const b = objects.get(`${bucket}/${key}`);
+    if (!b) throw new CorruptionError(`${s3Url(bucket, key)}: no such object`, { file: s3Url(bucket, key) });
+    return memoryObject(b, s3Url(bucket, key), pieceBytes);
+  };
+}
+
+/** An ObjectReader over a local file. */
+export function fileObject(path: string): ObjectReader {
+  const size = statSync(path).size;
+  return {
+    url: path,
+    size,
+    async *stream(start: number, end: number) {
+      const e = Math.min(end, size);
+      if (e <= start) return;
+      yield* createReadStream(path, { start, end: e - 1, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+    },
+    async read(start: number, end: number) {
+      const e = Math.min(end, size);
+      const buf = Buffer.allocUnsafe(Math.max(0, e - start));
+      const fh = await open(path, "r");
+      try {
+        let got = 0;
+        while (got < buf.length) {
+          const { bytesRead } = await fh.read(buf, got, buf.length - got, start + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return buf.subarray(0, got);
+      } finally {
+        await fh.close();
+      }
+    },
+  };
+}
+
+// ---- S3 (until core/aws's s3RangeReader lands, a minimal lazy client; explicit ranges only: no suffix ranges) ----
+
+type S3Mod = typeof import("@aws-sdk/client-s3");
+let s3mod: Promise<S3Mod> | undefined;
+let s3client: import("@aws-sdk/client-s3").S3Client | undefined;
+async function s3(): Promise<{ mod: S3Mod; client: import("@aws-sdk/client-s3").S3Client }> {
+  s3mod ??= import("@aws-sdk/client-s3");
+  const mod = await s3mod;
+  s3client ??= new mod.S3Client({});
+  return { mod, client: s3client };
+}
+
+/** Opens an S3 object for ranged reads (HEAD when size is unknown). */
+export const openS3Object: OpenObject = async (bucket, key, size) => {
+  const { mod, client } = await s3();
+  const url = s3Url(bucket, key);
+  let sz = size;
+  if (sz === undefined) {
+    const h = await client.send(new mod.HeadObjectCommand({ Bucket: bucket, Key: key }));
+    sz = Number(h.ContentLength ?? 0);
+  }
+  const objSize = sz;
+  async function get(start: number, end: number): Promise<AsyncIterable<Uint8Array>> {
+    const r = await client.send(
+      new mod.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
+    );
+    return r.Body as unknown as AsyncIterable<Uint8Array>;
+  }
+  return {
+    url,
+    size: objSize,
+    async *stream(start: number, end: number) {
+      const e = Math.min(end, objSize);
+      if (e <= start) return;
+      yield* await get(start, e);
+    },
+    async read(start: number, end: number) {
+      const e = Math.min(end, objSize);
+      if (e <= start) return new Uint8Array(0);
+      const parts: Uint8Array[] = [];
+      for await (const p of await get(start, e)) parts.push(p);
+      const buf = Buffer.concat(parts);
+      if (buf.length !== e - start) {
+        throw new CorruptionError(`${url}: ranged read [${start}, ${e}) returned ${buf.length} bytes`, { file: url });
+      }
+      return buf;
+    },
+  };
+};

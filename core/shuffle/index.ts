@@ -1,0 +1,25 @@
+/** core/shuffle: sharding, run objects (sorted per-bucket segments), k-way merge. See docs/data-plane.md. */
+export { murmur3_32, SHARD_HASH, shardOf } from "./shard.js";
+export { compareBytes, kWayMerge } from "./merge.js";
+export {
+  compareRunRecords,
+  decodeHeader,
+  encodeHeader,
+  parseRecords,
+  RUN_ENTRY_BYTES,
+  RUN_HEADER_BYTES,
+  RUN_MAGIC,
+  type RunEntry,
+  type RunHeader,
+  type RunMeta,
+  type RunRecord,
+  type RunSummary,
+  RunWriter,
+  type RunWriterOptions,
+  readRunEntry,
+  readRunIndex,
+  readRunMeta,
+  readSegment,
+} from "./run.js";
+export { memorySinks, type OpenSink, openS3Sink } from "./io.js";
+export { readVarint, varintLength, writeVarint } from "./varint.js";

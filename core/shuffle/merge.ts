@@ -1,0 +1,68 @@
+/**
+ * k-way merge over sorted async sources with a binary heap. Ties are broken by source position (the source listed
+ * first wins), so a merge is deterministic; callers that need input order put it in `compare`.
+ */
+export async function* kWayMerge<T>(
+  sources: ReadonlyArray<AsyncIterable<T>>,
+  compare: (a: T, b: T) => number,
+): AsyncIterable<T> {
+  const iters = sources.map((s) => s[Symbol.asyncIterator]());
+  const heads: T[] = [];
+  const heap: number[] = [];
+  const less = (i: number, j: number): boolean => {
+    const c = compare(heads[i], heads[j]);
+    return c < 0 || (c === 0 && i < j);
+  };
+  const up = (k: number) => {
+    while (k > 0) {
+      const p = (k - 1) >> 1;
+      if (!less(heap[k], heap[p])) break;
+      [heap[k], heap[p]] = [heap[p], heap[k]];
+      k = p;
+    }
+  };
+  const down = (k: number) => {
+    const n = heap.length;
+    for (;;) {
+      const l = 2 * k + 1;
+      if (l >= n) break;
+      let m = l;
+      if (l + 1 < n && less(heap[l + 1], heap[l])) m = l + 1;
+      if (!less(heap[m], heap[k])) break;
+      [heap[k], heap[m]] = [heap[m], heap[k]];
+      k = m;
+    }
+  };
+  try {
+    const firsts = await Promise.all(iters.map((it) => it.next()));
+    firsts.forEach((r, i) => {
+      if (!r.done) {
+        heads[i] = r.value;
+        heap.push(i);
+        up(heap.length - 1);
+      }
+    });
+    while (heap.length > 0) {
+      const i = heap[0];
+      yield heads[i];
+      const r = await iters[i].next();
+      if (r.done) {
+        const last = heap.pop() as number;
+        if (heap.length > 0) {
+          heap[0] = last;
+          down(0);
+        }
+      } else {
+        heads[i] = r.value;
+        down(0);
+      }
+    }
+  } finally {
+    await Promise.all(iters.map((it) => it.return?.()));
+  }
+}
+
+/** Bytewise comparison of two byte arrays (memcmp order, shorter prefix first). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
