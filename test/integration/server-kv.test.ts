@@ -13,6 +13,10 @@ import { openBackend, rocksdbBackend } from "../../host/store/index.js";
 import type { BackendName, VersionStore } from "../../host/store/types.js";
 import { buildSst } from "../interop/store-suite.js";
 
+// biome-ignore lint/suspicious/noExplicitAny: JSON bodies in assertions
+type Json = any;
+const json = async (r: Response): Promise<Json> => r.json();
+
 const SHARDS = 4;
 const OWNED = [0, 2];
 
@@ -88,7 +92,7 @@ for (const name of backends) {
       const hex = Buffer.from(k).toString("hex");
       const r = await get(`/v1/datasets/users/keys/${hex}?encoding=hex&format=json`);
       expect(r.status).toBe(200);
-      expect(await r.json()).toMatchObject({
+      expect(await json(r)).toMatchObject({
         dataset: "users",
         version: "v1",
         value: `one-${k}`,
@@ -96,7 +100,7 @@ for (const name of backends) {
       });
       const b64 = encodeURIComponent(Buffer.from(k).toString("base64"));
       const r2 = await get(`/v1/datasets/users/keys/${b64}?encoding=base64&format=json&valueEncoding=hex`);
-      expect((await r2.json()).value).toBe(Buffer.from(`one-${k}`).toString("hex"));
+      expect((await json(r2)).value).toBe(Buffer.from(`one-${k}`).toString("hex"));
     });
 
     it("binary key via hex; a binary value in JSON falls back to base64", async () => {
@@ -106,7 +110,7 @@ for (const name of backends) {
         expect(r.status).toBe(421);
         return;
       }
-      const body = await r.json();
+      const body = await json(r);
       expect(body.valueEncoding).toBe("base64");
       expect(Buffer.from(body.value, "base64").equals(Buffer.from([1, 2, 0xfe]))).toBe(true);
     });
@@ -119,12 +123,12 @@ for (const name of backends) {
       }
       const r = await get(`/v1/datasets/users/keys/${encodeURIComponent(absent)}`);
       expect(r.status).toBe(404);
-      expect(await r.json()).toMatchObject({ error: "not found" });
+      expect(await json(r)).toMatchObject({ error: "not found" });
       const fk = foreignKey();
       const shard = shardOf(Buffer.from(fk), SHARDS);
       const r2 = await get(`/v1/datasets/users/keys/${encodeURIComponent(fk)}`);
       expect(r2.status).toBe(421);
-      const body = await r2.json();
+      const body = await json(r2);
       expect(body.shard).toBe(shard);
       if (shard === 1) expect(body.owner).toBe("http://127.0.0.1:1");
       expect(body.error).toMatch(/does not serve shard/);
@@ -145,7 +149,7 @@ for (const name of backends) {
       const body = { keys: [keys[0], "missing/x", fk, keys[199]] };
       const r = await get("/v1/datasets/users/keys:batchGet", { method: "POST", body: JSON.stringify(body) });
       expect(r.status).toBe(200);
-      const j = await r.json();
+      const j = await json(r);
       expect(j.version).toBe("v1");
       expect(j.results.map((x: { key: string }) => x.key)).toEqual(body.keys);
       expect(j.results[0]).toMatchObject({ found: true, value: `one-${keys[0]}` });
@@ -156,7 +160,7 @@ for (const name of backends) {
       expect(j.results[3]).toMatchObject({ found: true, value: `one-${keys[199]}` });
       const hexBody = { keys: [Buffer.from(keys[5]).toString("hex")], encoding: "hex" };
       const r2 = await get("/v1/datasets/users/keys:batchGet", { method: "POST", body: JSON.stringify(hexBody) });
-      expect((await r2.json()).results[0].value).toBe(`one-${keys[5]}`);
+      expect((await json(r2)).results[0].value).toBe(`one-${keys[5]}`);
       const tooMany = { keys: Array.from({ length: HOST.batchGetMaxKeys + 1 }, (_, i) => `k${i}`) };
       const r3 = await get("/v1/datasets/users/keys:batchGet", { method: "POST", body: JSON.stringify(tooMany) });
       expect(r3.status).toBe(413);
@@ -168,8 +172,8 @@ for (const name of backends) {
     });
 
     it("status and healthz", async () => {
-      expect(await (await get("/healthz")).json()).toEqual({ ok: true });
-      const s = await (await get("/v1/status")).json();
+      expect(await json(await get("/healthz"))).toEqual({ ok: true });
+      const s = await json(await get("/v1/status"));
       expect(s).toMatchObject({ hostId: "host-a", fleet: "fleet-1", shards: OWNED });
       expect(s.datasets.users.active).toMatchObject({ version: "v1", state: "ACTIVE" });
       expect(s.datasets.users.active.stats.backend).toBe(name);
