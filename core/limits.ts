@@ -53,8 +53,8 @@ export const PIPELINE = {
   csvSplit: true,
   /** Partition: sorted records kept in memory before a sorted sub-run is spilled to local disk */
   partitionMemoryBytes: 256 * MiB,
-  /** Build/merge: bytes per ranged GET when streaming a run segment */
-  segmentReadBytes: 8 * MiB,
+  /** Build/merge: bytes per ranged GET when streaming a run segment (2 windows in memory per merged run) */
+  segmentReadBytes: 1 * MiB,
   /** input bytes Plan reads per sampled chunk (spread over a few windows of byte-range chunks) */
   sampleBytesPerChunk: 1 * MiB,
   /** Plan samples at most this many chunks (evenly spaced), weights scaled to the whole input */
@@ -116,6 +116,14 @@ export const EVENTS = {
   /** DLQ/queue retention */
   dlqRetentionDays: 14,
   queueRetentionDays: 4,
+} as const;
+
+/** Local Step Functions runner (local/sfn). */
+export const LOCAL_SFN = {
+  /** concurrency of a Map whose MaxConcurrency is 0/absent (the service: up to 10,000 for Distributed Maps) */
+  defaultMapConcurrency: 64,
+  /** TimeoutSeconds given to Task states that set none (handlers run in process, slower than Lambda) */
+  taskTimeoutSeconds: 3600,
 } as const;
 
 export const UNITS = { KiB, MiB, GiB } as const;

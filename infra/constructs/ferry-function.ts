@@ -3,7 +3,7 @@
  * JSON logs with a bounded log group retention, X-Ray tracing. Props are NodejsFunctionProps: anything can be
  * overridden. No business logic here.
  */
-import { Duration } from "aws-cdk-lib";
+import { type CfnResource, Duration } from "aws-cdk-lib";
 import { Architecture, LoggingFormat, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -18,14 +18,19 @@ export function functionEntry(relative: string): string {
   return path.join(REPO_ROOT, "functions", relative);
 }
 
+/** CloudFormation metadata keys read by the local runner (local/deploy). */
+export const FERRY_ENTRY_METADATA = "ferry:entry";
+export const FERRY_HANDLER_METADATA = "ferry:handler";
+
 export interface FerryFunctionProps extends NodejsFunctionProps {
-  /** path under functions/, e.g. "bulk-load/plan.ts" */
+  /** path under functions/, e.g. "bulk-load/plan.ts", or an absolute path (test fixtures outside functions/) */
   readonly handlerFile: string;
 }
 
 export class FerryFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: FerryFunctionProps) {
     const { handlerFile, ...rest } = props;
+    const entry = rest.entry ?? (path.isAbsolute(handlerFile) ? handlerFile : functionEntry(handlerFile));
     const logGroup = new LogGroup(scope, `${id}Logs`, { retention: RetentionDays.ONE_MONTH });
     super(scope, id, {
       runtime: Runtime.NODEJS_22_X,
@@ -35,7 +40,6 @@ export class FerryFunction extends NodejsFunction {
       tracing: Tracing.ACTIVE,
       loggingFormat: LoggingFormat.JSON,
       logGroup,
-      entry: functionEntry(handlerFile),
       handler: "handler",
       projectRoot: REPO_ROOT,
       depsLockFilePath: path.join(REPO_ROOT, "package-lock.json"),
@@ -54,6 +58,10 @@ export class FerryFunction extends NodejsFunction {
         NODE_OPTIONS: "--enable-source-maps",
         ...rest.environment,
       },
+      entry,
     });
+    // the local runner (local/deploy) finds the TypeScript handler through this metadata
+    (this.node.defaultChild as CfnResource).addMetadata(FERRY_ENTRY_METADATA, path.relative(REPO_ROOT, entry));
+    (this.node.defaultChild as CfnResource).addMetadata(FERRY_HANDLER_METADATA, rest.handler ?? "handler");
   }
 }
