@@ -72,11 +72,28 @@ function listen(server, port) {
   });
 }
 
+/** Can we listen on `port`? (s3rver turns a taken port into an uncaught error: probe it first) */
+async function portFree(port) {
+  if (port === 0) return true;
+  const { createServer } = await import("node:net");
+  const probe = createServer();
+  try {
+    await listen(probe, port);
+    return true;
+  } catch (err) {
+    if (isAddrInUse(err)) return false;
+    throw err;
+  } finally {
+    await new Promise((r) => probe.close(() => r()));
+  }
+}
+
 async function startS3() {
   if (!dataDir) throw new Error("--data is required for s3");
   mkdirSync(dataDir, { recursive: true });
   const S3rver = require("s3rver");
   return withPortFallback(async (port) => {
+    if (!(await portFree(port))) throw Object.assign(new Error(`port ${port} is taken`), { code: "EADDRINUSE" });
     const server = new S3rver({
       address: HOST,
       port,
