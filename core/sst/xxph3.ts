@@ -47,22 +47,14 @@ function rd32(b: Uint8Array, p: number): number {
   return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
 }
 
-/** 32x32 -> 64 exact product into RH:RL */
+/**
+ * 32x32 -> 64 exact product into RH:RL. The low half is Math.imul; the double product a*b is off by at most 2^12,
+ * far less than 2^31, so rounding (a*b - low) / 2^32 gives the exact high half.
+ */
 function mul32(a: number, b: number): void {
-  const a0 = a & 0xffff;
-  const a1 = a >>> 16;
-  const b0 = b & 0xffff;
-  const b1 = b >>> 16;
-  const mid = a0 * b1 + a1 * b0; // < 2^33
-  const midLo = mid % 65536;
-  let lo = a0 * b0 + midLo * 65536; // < 2^33
-  let carry = 0;
-  if (lo >= TWO32) {
-    lo -= TWO32;
-    carry = 1;
-  }
-  RH = (a1 * b1 + (mid - midLo) / 65536 + carry) >>> 0;
-  RL = lo >>> 0;
+  const lo = Math.imul(a, b) >>> 0;
+  RH = Math.round((a * b - lo) / TWO32) >>> 0;
+  RL = lo;
 }
 
 /** low 64 bits of a*b into RH:RL */
