@@ -1,28 +1,16 @@
 /**
- * Lazy SDK clients for the events area. Endpoints and credentials come from the standard environment
- * (AWS_ENDPOINT_URL_DYNAMODB / _SQS), so the same code runs on Lambda and on the embedded stack. Tests and the CLI
- * may inject clients through the `deps` arguments of the functions instead.
+ * SDK clients for the events area: the shared lazy clients of core/aws (endpoints and credentials from the standard
+ * environment, re-created when it changes), so the same code runs on Lambda and on the embedded stack. Tests and
+ * the CLI may inject clients through the `deps` arguments of the functions instead.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { SQSClient } from "@aws-sdk/client-sqs";
-
-let ddb: DynamoDBClient | undefined;
-let sq: SQSClient | undefined;
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { dynamoRaw, sqs } from "../aws/clients.js";
 
 export function eventsDynamo(): DynamoDBClient {
-  ddb ??= new DynamoDBClient({ maxAttempts: 6 });
-  return ddb;
+  return dynamoRaw();
 }
 
 export function eventsSqs(): SQSClient {
-  sq ??= new SQSClient({ maxAttempts: 6 });
-  return sq;
-}
-
-/** Forget cached clients (after the environment changed, e.g. a new local stack in the same process). */
-export function resetEventsClients(): void {
-  ddb?.destroy();
-  sq?.destroy();
-  ddb = undefined;
-  sq = undefined;
+  return sqs();
 }
