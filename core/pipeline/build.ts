@@ -13,7 +13,7 @@ import { CorruptionError, InputError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import { versionPrefix } from "../manifest/schema.js";
 import { printableKey } from "../records/key.js";
-import { type ObjectReader, type OpenObject, openS3Object } from "../records/source.js";
+import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
 import { kWayMerge } from "../shuffle/merge.js";
 import {
@@ -67,7 +67,7 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 export async function buildBucket(args: BuildArgs): Promise<BuildResult & { mergeRounds: number }> {
   const { plan, bucket } = args;
   const req = plan.request;
-  const open = args.open ?? openS3Object;
+  const open = args.open ?? s3Opener(PIPELINE.segmentReadBytes);
   const fanIn = Math.max(2, args.fanIn ?? PIPELINE.mergeFanIn);
   const runs = await mapLimit([...args.runKeys].sort(), args.concurrency ?? 16, async (key) => {
     const reader = await open(args.dataBucket, key);

@@ -2,7 +2,7 @@
  * Input decompression: gzip (node:zlib, multi-member) and zstd (fzstd, pure JS, streaming). Detected from the object
  * name (.gz/.gzip, .zst/.zstd) or the first bytes (1f 8b / 28 b5 2f fd). Compressed objects are one chunk each.
  */
-import { createGunzip } from "node:zlib";
+import * as zlib from "node:zlib";
 import { Decompress } from "fzstd";
 import type { InputCompression } from "../pipeline/types.js";
 
@@ -28,8 +28,12 @@ export async function* decompress(
     yield* input;
     return;
   }
-  if (compression === "gzip") {
-    const gunzip = createGunzip();
+  // node:zlib's zstd (Node >= 22.15, Lambda nodejs22.x) is native and faster; else fzstd (pure JS)
+  const nativeZstd = (zlib as unknown as { createZstdDecompress?: () => import("node:stream").Transform })
+    .createZstdDecompress;
+  if (compression === "gzip" || (compression === "zstd" && nativeZstd)) {
+    const gunzip =
+      compression === "gzip" ? zlib.createGunzip() : (nativeZstd as () => import("node:stream").Transform)();
     // pipe input into gunzip, read its output; errors surface from the read side
     const pump = (async () => {
       try {

@@ -4,6 +4,7 @@
  */
 import { createReadStream, statSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { getRange, headSize, s3RangeReader } from "../aws/s3.js";
 import { CorruptionError } from "../errors.js";
 
 export interface ObjectReader {
@@ -77,52 +78,32 @@ export function fileObject(path: string): ObjectReader {
   };
 }
 
-// ---- S3 (until core/aws's s3RangeReader lands, a minimal lazy client; explicit ranges only: no suffix ranges) ----
+// ---- S3: core/aws ranged reads (explicit ranges, retried per window) ----
 
-type S3Mod = typeof import("@aws-sdk/client-s3");
-let s3mod: Promise<S3Mod> | undefined;
-let s3client: import("@aws-sdk/client-s3").S3Client | undefined;
-async function s3(): Promise<{ mod: S3Mod; client: import("@aws-sdk/client-s3").S3Client }> {
-  s3mod ??= import("@aws-sdk/client-s3");
-  const mod = await s3mod;
-  s3client ??= new mod.S3Client({});
-  return { mod, client: s3client };
+/**
+ * Opens an S3 object for ranged reads (HEAD when size is unknown). stream() issues one GET per `windowBytes` window
+ * with one window prefetched: memory per open stream ≈ 2 × windowBytes, and stopping early wastes at most that.
+ */
+export function s3Opener(windowBytes = 8 * 1024 * 1024): OpenObject {
+  return async (bucket, key, size) => {
+    const url = s3Url(bucket, key);
+    const objSize = size ?? (await headSize(bucket, key));
+    return {
+      url,
+      size: objSize,
+      async *stream(start: number, end: number) {
+        const e = Math.min(end, objSize);
+        if (e <= start) return;
+        yield* s3RangeReader(bucket, key, start, e, { chunkBytes: windowBytes, prefetch: 1 });
+      },
+      async read(start: number, end: number) {
+        const e = Math.min(end, objSize);
+        if (e <= start) return new Uint8Array(0);
+        return getRange(bucket, key, start, e);
+      },
+    };
+  };
 }
 
-/** Opens an S3 object for ranged reads (HEAD when size is unknown). */
-export const openS3Object: OpenObject = async (bucket, key, size) => {
-  const { mod, client } = await s3();
-  const url = s3Url(bucket, key);
-  let sz = size;
-  if (sz === undefined) {
-    const h = await client.send(new mod.HeadObjectCommand({ Bucket: bucket, Key: key }));
-    sz = Number(h.ContentLength ?? 0);
-  }
-  const objSize = sz;
-  async function get(start: number, end: number): Promise<AsyncIterable<Uint8Array>> {
-    const r = await client.send(
-      new mod.GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
-    );
-    return r.Body as unknown as AsyncIterable<Uint8Array>;
-  }
-  return {
-    url,
-    size: objSize,
-    async *stream(start: number, end: number) {
-      const e = Math.min(end, objSize);
-      if (e <= start) return;
-      yield* await get(start, e);
-    },
-    async read(start: number, end: number) {
-      const e = Math.min(end, objSize);
-      if (e <= start) return new Uint8Array(0);
-      const parts: Uint8Array[] = [];
-      for await (const p of await get(start, e)) parts.push(p);
-      const buf = Buffer.concat(parts);
-      if (buf.length !== e - start) {
-        throw new CorruptionError(`${url}: ranged read [${start}, ${e}) returned ${buf.length} bytes`, { file: url });
-      }
-      return buf;
-    },
-  };
-};
+/** The default opener: S3 with 8 MiB windows. */
+export const openS3Object: OpenObject = s3Opener();

@@ -463,26 +463,20 @@ export async function readRunMeta(reader: ObjectReader): Promise<RunMeta> {
 }
 
 /**
- * Streams one segment's records with windows of ranged reads (PIPELINE.segmentReadBytes each, consumed lazily: memory
- * per open segment stays small) and verifies its checksum at the end. `run` is the run's chunk index.
+ * Streams one segment's records (the reader's stream() reads it in windows of ranged GETs, consumed lazily: memory per
+ * open segment stays small; build opens runs with PIPELINE.segmentReadBytes windows) and verifies its checksum and
+ * record count at the end. `run` is the run's chunk index.
  */
-export async function* readSegment(
-  reader: ObjectReader,
-  entry: RunEntry,
-  run: number,
-  windowBytes: number = PIPELINE.segmentReadBytes,
-): AsyncIterable<RunRecord> {
+export async function* readSegment(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<RunRecord> {
   if (entry.length === 0) return;
   if (entry.length < 4)
     throw new CorruptionError(`${reader.url}: segment shorter than its checksum`, { file: reader.url });
   const dataEnd = entry.offset + entry.length - 4;
   let crc = 0;
   async function* pieces(): AsyncIterable<Uint8Array> {
-    for (let s = entry.offset; s < dataEnd; s += windowBytes) {
-      for await (const p of reader.stream(s, Math.min(dataEnd, s + windowBytes))) {
-        crc = crc32(p, crc);
-        yield p;
-      }
+    for await (const p of reader.stream(entry.offset, dataEnd)) {
+      crc = crc32(p, crc);
+      yield p;
     }
   }
   let n = 0;

@@ -1,0 +1,301 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { CorruptionError, InputError } from "../../core/errors.js";
+import { buildBucket } from "../../core/pipeline/build.js";
+import { partitionChunk } from "../../core/pipeline/partition.js";
+import { chooseBuckets, makeRouter } from "../../core/pipeline/sample.js";
+import type { Bucket, LoadRequest, Plan } from "../../core/pipeline/types.js";
+import { memoryObject, memoryStore, planChunks } from "../../core/records/index.js";
+import {
+  kWayMerge,
+  memorySinks,
+  RunWriter,
+  readRunEntry,
+  readRunIndex,
+  readSegment,
+  shardOf,
+} from "../../core/shuffle/index.js";
+import { bufferSource, SstReader } from "../../core/sst/index.js";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe("run objects", () => {
+  for (const memoryBytes of [1 << 30, 2000]) {
+    it(`round-trip: sorted segments per bucket, equal keys in input order, index and meta (memory budget ${memoryBytes})`, async () => {
+      const store = new Map<string, Uint8Array>();
+      const w = new RunWriter({
+        bucketCount: 3,
+        meta: { chunkId: "c0000007", chunkIndex: 7, source: "s3://in/x", unit: "line" },
+        memoryBytes,
+      });
+      const expected: Array<Array<[string, string, number]>> = [[], [], []];
+      for (let i = 1; i <= 600; i++) {
+        const k = `k${(i * 7919) % 211}`;
+        const b = i % 3 === 0 ? 2 : i % 3 === 1 ? 0 : 0; // bucket 1 stays empty
+        w.add(b, enc.encode(k), enc.encode(`v${i}`), i);
+        expected[b].push([k, `v${i}`, i]);
+      }
+      const sinkFor = memorySinks(store);
+      const summary = await w.finish(await sinkFor("d", "run"));
+      if (memoryBytes < 10000) expect(summary.spills).toBeGreaterThan(0);
+      const reader = memoryObject(store.get("d/run") as Uint8Array, "s3://d/run", 37);
+      const idx = await readRunIndex(reader);
+      expect(idx.header).toMatchObject({ bucketCount: 3, chunkIndex: 7 });
+      expect(idx.meta.source).toBe("s3://in/x");
+      expect(idx.entries.map((e) => e.count)).toEqual([400, 0, 200]);
+      for (let b = 0; b < 3; b++) {
+        const { entry, header } = await readRunEntry(reader, b);
+        expect(entry).toEqual(idx.entries[b]);
+        const got = (await collect(readSegment(reader, entry, header.chunkIndex))).map(
+          (r) => [dec.decode(r.key), dec.decode(r.value), r.line] as [string, string, number],
+        );
+        const want = [...expected[b]].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[2] - y[2]));
+        expect(got).toEqual(want);
+      }
+    });
+  }
+
+  it("a flipped byte is detected (checksum)", async () => {
+    const store = new Map<string, Uint8Array>();
+    const w = new RunWriter({ bucketCount: 1, meta: { chunkId: "c0", chunkIndex: 0, source: "s", unit: "line" } });
+    for (let i = 0; i < 50; i++) w.add(0, enc.encode(`key${i}`), enc.encode("value"), i + 1);
+    await w.finish(await memorySinks(store)("d", "r"));
+    const bytes = Uint8Array.from(store.get("d/r") as Uint8Array);
+    bytes[bytes.length - 30] ^= 1;
+    const reader = memoryObject(bytes);
+    const { entry } = await readRunEntry(reader, 0);
+    await expect(collect(readSegment(reader, entry, 0))).rejects.toBeInstanceOf(CorruptionError);
+    const bad = Uint8Array.from(bytes);
+    bad[0] = 0;
+    await expect(readRunIndex(memoryObject(bad))).rejects.toThrow(/not a ferry run object/);
+  });
+});
+
+describe("k-way merge", () => {
+  it("merges sorted sources into one sorted stream (property), ties to the earlier source", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(fc.integer({ min: 0, max: 50 })), { maxLength: 9 }), async (lists) => {
+        const sorted = lists.map((l) => [...l].sort((a, b) => a - b).map((v, i) => ({ v, src: lists.indexOf(l), i })));
+        const sources = sorted.map((l) =>
+          (async function* () {
+            yield* l;
+          })(),
+        );
+        const out = await collect(kWayMerge(sources, (a, b) => a.v - b.v));
+        expect(out.map((x) => x.v)).toEqual(lists.flat().sort((a, b) => a - b));
+        for (let i = 1; i < out.length; i++) {
+          if (out[i].v === out[i - 1].v)
+            expect(out[i].src > out[i - 1].src || (out[i].src === out[i - 1].src && out[i].i > out[i - 1].i)).toBe(
+              true,
+            );
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("split points", () => {
+  it("balanced buckets per shard, sorted ids, contiguous ranges, deterministic", () => {
+    const samples = Array.from({ length: 20000 }, (_, i) => ({
+      key: enc.encode(`user-${(i * 7727) % 20000}`),
+      bytes: 100,
+    }));
+    const total = 2_000_000;
+    const buckets = chooseBuckets(samples, total, 4, 100_000);
+    expect(chooseBuckets([...samples].reverse(), total, 4, 100_000)).toEqual(buckets);
+    expect(buckets.map((b) => b.index)).toEqual(buckets.map((_, i) => i));
+    expect([...buckets.map((b) => b.id)].sort()).toEqual(buckets.map((b) => b.id));
+    const route = makeRouter(buckets, 4);
+    const counts = new Array(buckets.length).fill(0);
+    for (const s of samples) counts[route(s.key)]++;
+    // ~20 buckets of ~1000 samples each (total/target), none far off
+    expect(buckets.length).toBeGreaterThanOrEqual(19);
+    expect(buckets.length).toBeLessThanOrEqual(24);
+    for (const c of counts) expect(c).toBeGreaterThan(600);
+    for (const c of counts) expect(c).toBeLessThan(1400);
+    for (let s = 0; s < 4; s++) {
+      const mine = buckets.filter((b) => b.shard === s);
+      expect(mine[0].lowerKey).toBe("");
+      expect(mine[mine.length - 1].upperKey).toBe("");
+      for (let i = 1; i < mine.length; i++) expect(mine[i].lowerKey).toBe(mine[i - 1].upperKey);
+    }
+    // every key routes to a bucket of its own shard whose range holds it
+    for (const s of samples.slice(0, 2000)) {
+      const b = buckets[route(s.key)];
+      expect(b.shard).toBe(shardOf(s.key, 4));
+      const hex = Buffer.from(s.key).toString("hex");
+      expect(b.lowerKey <= hex && (b.upperKey === "" || hex < b.upperKey)).toBe(true);
+    }
+  });
+  it("no samples: one open bucket per shard", () => {
+    expect(chooseBuckets([], 0, 3, 100).map((b) => [b.id, b.lowerKey, b.upperKey])).toEqual([
+      ["s0000-b0000", "", ""],
+      ["s0001-b0000", "", ""],
+      ["s0002-b0000", "", ""],
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// partition → build in memory (S3 versions of these run in test/integration)
+
+function request(over: Partial<LoadRequest> = {}): LoadRequest {
+  return {
+    dataset: "ds",
+    version: "v1",
+    input: "s3://in/",
+    format: "jsonl",
+    key: ["id"],
+    shards: 2,
+    duplicates: "error",
+    badRecords: "fail",
+    maxBadRecords: 0,
+    sstCompression: "none",
+    bloomBitsPerKey: 10,
+    targetFileSize: 64 * 1024 * 1024,
+    minReplicas: 1,
+    keepVersions: 2,
+    ...over,
+  };
+}
+
+async function pipeline(
+  files: Record<string, string>,
+  req: LoadRequest,
+  opts: { chunkBytes?: number; buckets?: Bucket[]; fanIn?: number } = {},
+) {
+  const data = new Map<string, Uint8Array>();
+  for (const [k, v] of Object.entries(files)) data.set(`in/${k}`, enc.encode(v));
+  const out = new Map<string, Uint8Array>();
+  const open = memoryStore(data, 1000);
+  const openAll = async (bucket: string, key: string) =>
+    bucket === "in"
+      ? open(bucket, key)
+      : memoryObject(out.get(`${bucket}/${key}`) as Uint8Array, `s3://${bucket}/${key}`, 999);
+  const chunks = await planChunks(
+    [...data].map(([k, v]) => ({ bucket: "in", key: k.slice(3), size: v.length })),
+    req.format,
+    opts.chunkBytes ?? 1 << 20,
+    { open },
+  );
+  const buckets = opts.buckets ?? chooseBuckets([], 0, req.shards, 1);
+  const plan: Plan = {
+    request: req,
+    dataBucket: "data",
+    createdAt: "t",
+    chunks: chunks.length,
+    buckets,
+    inputBytes: 0,
+  };
+  const parts = [];
+  for (const chunk of chunks)
+    parts.push(await partitionChunk({ plan, chunk, dataBucket: "data", open: openAll, openSink: memorySinks(out) }));
+  const results = [];
+  for (const bucket of buckets) {
+    results.push(
+      await buildBucket({
+        plan,
+        bucket,
+        runKeys: parts.map((p) => p.runKey),
+        dataBucket: "data",
+        open: openAll,
+        openSink: memorySinks(out),
+        fanIn: opts.fanIn,
+      }),
+    );
+  }
+  const kv = new Map<string, string>();
+  for (const r of results) {
+    for (const f of r.files) {
+      const sst = await SstReader.open(bufferSource(out.get(`data/versions/ds/v1/${f.path}`) as Uint8Array));
+      for await (const [k, v] of sst.scan()) kv.set(dec.decode(k), dec.decode(v));
+    }
+  }
+  return { parts, results, kv, chunks };
+}
+
+describe("partition → build (memory stores)", () => {
+  const lines = (rows: object[]) => rows.map((r) => JSON.stringify(r)).join("\n");
+  it("every record lands once, in its shard's files, with deterministic names; empty buckets make no file", async () => {
+    const rows = Array.from({ length: 300 }, (_, i) => ({ id: `u${i}`, n: i }));
+    const buckets = chooseBuckets(
+      rows.map((r) => ({ key: enc.encode(r.id), bytes: 1 })),
+      300,
+      2,
+      60,
+    );
+    const { results, kv, parts } = await pipeline(
+      { "a.jsonl": lines(rows.slice(0, 150)), "b.jsonl": lines(rows.slice(150)) },
+      request({ shards: 2 }),
+      {
+        chunkBytes: 500,
+        buckets,
+      },
+    );
+    expect(parts.length).toBeGreaterThan(10);
+    expect(kv.size).toBe(300);
+    for (const r of rows) expect(JSON.parse(kv.get(r.id) as string)).toEqual({ n: r.n });
+    for (const r of results) for (const f of r.files) expect(f.path).toBe(`shard=${r.shard}/${r.bucketId}-0000.sst`);
+    expect(results.reduce((s, r) => s + r.recordsIn, 0)).toBe(300);
+  });
+
+  it("duplicates: error names the key and both origins; last/first follow input order, not arrival", async () => {
+    const files = {
+      "a.jsonl": lines([
+        { id: "k1", v: "a1" },
+        { id: "k2", v: "a2" },
+      ]),
+      "b.jsonl": lines([
+        { id: "k1", v: "b1" },
+        { id: "k3", v: "b3" },
+        { id: "k1", v: "b1-later" },
+      ]),
+    };
+    const err = await pipeline(files, request({ shards: 1 })).catch((e) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toContain(
+      'key "k1" in s3://in/a.jsonl line 1 and s3://in/b.jsonl line 1 and s3://in/b.jsonl line 3',
+    );
+    const last = await pipeline(files, request({ shards: 1, duplicates: "last" }));
+    expect(JSON.parse(last.kv.get("k1") as string).v).toBe("b1-later");
+    expect(last.results[0].duplicates).toBe(2);
+    const first = await pipeline(files, request({ shards: 1, duplicates: "first" }));
+    expect(JSON.parse(first.kv.get("k1") as string).v).toBe("a1");
+    expect(first.kv.size).toBe(3);
+  });
+
+  it("more runs than the fan-in: extra merge rounds give the same result", async () => {
+    const rows = Array.from({ length: 400 }, (_, i) => ({ id: `k${(i * 37) % 400}`, i }));
+    const files = { "a.jsonl": lines(rows) };
+    const wide = await pipeline(files, request({ shards: 1 }), { chunkBytes: 300 });
+    const narrow = await pipeline(files, request({ shards: 1 }), { chunkBytes: 300, fanIn: 3 });
+    expect(wide.chunks.length).toBeGreaterThan(9);
+    expect(narrow.results[0].mergeRounds).toBeGreaterThanOrEqual(2);
+    expect([...narrow.kv]).toEqual([...wide.kv]);
+    expect(narrow.kv.size).toBe(400);
+  });
+
+  it("a bad record fails the chunk naming file, line and field", async () => {
+    const err = await pipeline({ "a.jsonl": lines([{ id: "x" }, { id: "" }]) }, request()).catch((e) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toMatch(/^s3:\/\/in\/a\.jsonl line 2: key column 'id' is empty/);
+  });
+
+  it("keys routed to their shard and sorted inside every file", async () => {
+    const rows = Array.from({ length: 200 }, (_, i) => ({ id: `z${i}` }));
+    const { results } = await pipeline({ "a.jsonl": lines(rows) }, request({ shards: 4 }), { chunkBytes: 256 });
+    expect(results.map((r) => r.files.length)).toEqual([1, 1, 1, 1]);
+    for (const r of results) {
+      const f = r.files[0];
+      expect(f.smallestKey < f.largestKey).toBe(true);
+    }
+  });
+});
