@@ -50,6 +50,8 @@ export const datasetConfigSchema = z
     key: columns,
     value: columns.optional(),
     valueRaw: z.string().trim().min(1, "must name one column").optional(),
+    /** CSV only: split large uncompressed objects into byte ranges (unsafe with newlines inside quoted fields) */
+    csvSplit: z.boolean().optional(),
     shards: intFrom(1, PIPELINE.maxShards).default(PIPELINE.defaultShards),
     fleet: z.string().regex(NAME_RE, { error: "must be a valid fleet name" }).optional(),
     sstCompression: enumOf(SST_COMPRESSIONS).default("none"),
@@ -161,6 +163,7 @@ export function toLoadRequest(cfg: DatasetConfig, version: string): LoadRequest 
   if (cfg.value) req.value = cfg.value;
   if (cfg.valueRaw) req.valueRaw = cfg.valueRaw;
   if (cfg.fleet) req.fleet = cfg.fleet;
+  if (cfg.csvSplit !== undefined) req.csvSplit = cfg.csvSplit;
   return req;
 }
 
@@ -169,4 +172,63 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   const m = S3_URI_RE.exec(uri);
   if (!m) throw new ConfigError(`'${uri}' is not an S3 URI like s3://bucket/prefix/`, { field: "input" });
   return { bucket: m[1], key: m[2] ?? "" };
+}
+
+/** What an EventBridge rule puts into the execution input (infra/constructs/triggers.ts). */
+export interface TriggerInput {
+  dataset: string;
+  /** the dataset's load settings (from the stack's dataset configs); absent: the dataset item's stored config */
+  config?: Record<string, unknown>;
+  trigger: {
+    /** "schedule" (EventBridge schedule) or "object-created" (the marker object landed) */
+    kind: "schedule" | "object-created";
+    /** the event's time (ISO 8601) */
+    time: string;
+    bucket?: string;
+    key?: string;
+  };
+}
+
+/**
+ * Turn a trigger's execution input into a load request. Version: for a marker at <input>/<folder>/_SUCCESS the
+ * folder's name when it is a valid version (and the input becomes that folder), else the event time as
+ * 20261122T021500Z. The config comes with the trigger or from the dataset item.
+ */
+export function requestFromTrigger(raw: unknown, stored?: Record<string, unknown> | object): LoadRequest {
+  const t = raw as TriggerInput;
+  if (!t?.trigger || typeof t.trigger !== "object") {
+    throw new ConfigError("trigger input: field 'trigger' is missing", { field: "trigger" });
+  }
+  const base = (t.config ?? stored) as Record<string, unknown> | undefined;
+  if (!base) {
+    throw new ConfigError(
+      `trigger for dataset '${t.dataset}': no load config (neither in the trigger nor stored on the dataset)`,
+      { field: "config" },
+    );
+  }
+  const merged: Record<string, unknown> = { ...base, dataset: t.dataset ?? base.dataset };
+  const { schedule: _s, marker: _m, version: _v, ...cfgRaw } = merged;
+  const cfg = parseDatasetConfig(cfgRaw);
+  const time = new Date(t.trigger.time);
+  if (Number.isNaN(time.getTime())) {
+    throw new ConfigError(`trigger: field 'time' ${JSON.stringify(t.trigger.time)} is not a time`, { field: "time" });
+  }
+  let version = defaultVersion(time);
+  let input = cfg.input;
+  if (t.trigger.kind === "object-created" && t.trigger.bucket && t.trigger.key) {
+    const { bucket, key } = parseS3Uri(cfg.input);
+    const dir = t.trigger.key.slice(0, t.trigger.key.lastIndexOf("/") + 1);
+    const base = key === "" || key.endsWith("/") ? key : `${key}/`;
+    if (t.trigger.bucket !== bucket || !dir.startsWith(base)) {
+      throw new ConfigError(
+        `trigger: marker s3://${t.trigger.bucket}/${t.trigger.key} is not under the dataset's input ${cfg.input}`,
+        { field: "input" },
+      );
+    }
+    input = `s3://${bucket}/${dir}`;
+    const folder = dir.slice(base.length).replace(/\/$/, "");
+    const name = folder.slice(folder.lastIndexOf("/") + 1);
+    if (folder && VERSION_RE.test(name) && !name.includes("..")) version = name;
+  }
+  return toLoadRequest({ ...cfg, input }, version);
 }

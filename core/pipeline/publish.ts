@@ -1,0 +1,362 @@
+/**
+ * Build (per bucket, wrapping core/pipeline/build.ts), Publish, Activate and MarkFailed.
+ *
+ * Publish gathers every bucket's build result, checks it — entries = records in − duplicates, records in = the
+ * partition totals, files of a shard do not overlap and stay inside their bucket's key range, every file re-read
+ * from S3 with the size and sha256 it claims and its SST properties (entries, key range) read back with SstReader —
+ * then writes the immutable manifest (write-once) and marks the version STAGED. A shard without keys is allowed
+ * and recorded (`emptyShards`).
+ */
+import { activateVersion, retireOldVersions } from "../control/datasets.js";
+import { failVersion, getVersion, transitionVersion } from "../control/versions.js";
+import { CorruptionError, ValidationError } from "../errors.js";
+import { writeManifestOnce, buildManifest } from "../manifest/manifest.js";
+import { getBytes, getJsonOrUndefined, getJsonl, hashObject, headObject, mapLimit, putJson } from "../manifest/s3.js";
+import { type Manifest, manifestKey, versionPrefix } from "../manifest/schema.js";
+import { SstReader } from "../sst/index.js";
+import type { RandomAccessSource } from "../sst/types.js";
+import { buildBucket } from "./build.js";
+import { type PlanPointer, gatherPartitionResults, loadPlan, stagingKeys, sumPartition } from "./plan.js";
+import type { Bucket, BuildResult } from "./types.js";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Build (per bucket)
+
+export interface BuildTaskArgs {
+  dataBucket: string;
+  planKey: string;
+  runsKey: string;
+  bucket: Bucket;
+}
+
+export interface BuildTaskResult {
+  bucketId: string;
+  files: number;
+  entries: number;
+  bytes: number;
+  reused: boolean;
+}
+
+const runsCache = new Map<string, Promise<string[]>>();
+
+function loadRunKeys(dataBucket: string, runsKey: string): Promise<string[]> {
+  const id = `${dataBucket}/${runsKey}`;
+  let p = runsCache.get(id);
+  if (!p) {
+    p = getJsonOrUndefined<{ runKeys: string[] }>(dataBucket, runsKey).then((r) => {
+      if (!r) {
+        runsCache.delete(id);
+        throw new ValidationError(`s3://${dataBucket}/${runsKey} is missing: PlanBuild did not finish`);
+      }
+      return r.runKeys;
+    });
+    runsCache.set(id, p);
+    if (runsCache.size > 16) runsCache.delete(runsCache.keys().next().value as string);
+  }
+  return p;
+}
+
+function summarize(r: BuildResult, reused: boolean): BuildTaskResult {
+  return {
+    bucketId: r.bucketId,
+    files: r.files.length,
+    entries: r.files.reduce((s, f) => s + f.entries, 0),
+    bytes: r.files.reduce((s, f) => s + f.bytes, 0),
+    reused,
+  };
+}
+
+export async function buildTask(a: BuildTaskArgs): Promise<BuildTaskResult> {
+  const plan = await loadPlan(a.dataBucket, a.planKey);
+  const { dataset, version } = plan.request;
+  const resultKey = stagingKeys(dataset, version).buildResult(a.bucket.id);
+  const prior = await getJsonOrUndefined<BuildResult>(a.dataBucket, resultKey);
+  if (prior) {
+    // reuse only if every file it names is still there with its size
+    const prefix = versionPrefix(dataset, version);
+    const present = await mapLimit(
+      prior.files,
+      8,
+      async (f) => (await headObject(a.dataBucket, prefix + f.path))?.size === f.bytes,
+    );
+    if (present.every(Boolean)) return summarize(prior, true);
+  }
+  const runKeys = await loadRunKeys(a.dataBucket, a.runsKey);
+  const r = await buildBucket({ plan, bucket: a.bucket, runKeys, dataBucket: a.dataBucket });
+  await putJson(a.dataBucket, resultKey, r);
+  return summarize(r, false);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Publish
+
+const hexCmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** An S3 object as a RandomAccessSource (ranged GETs) for SstReader. */
+export function s3Source(bucket: string, key: string, size: number): RandomAccessSource {
+  return {
+    size,
+    name: `s3://${bucket}/${key}`,
+    read: (offset, length) => getBytes(bucket, key, offset, offset + length),
+  };
+}
+
+const toHex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+
+export interface PublishCheckInput {
+  buckets: Bucket[];
+  results: BuildResult[];
+  shards: number;
+  recordsRouted: number;
+}
+
+/**
+ * The pure checks of Publish (no I/O): every bucket has a result, counts add up, files in a shard do not overlap
+ * and each lies inside its bucket. Returns the shards without keys. Throws ValidationError naming what is wrong.
+ */
+export function checkBuildResults(c: PublishCheckInput): {
+  emptyShards: number[];
+  entries: number;
+  duplicates: number;
+} {
+  const byId = new Map(c.results.map((r) => [r.bucketId, r]));
+  for (const b of c.buckets) {
+    if (!byId.has(b.id)) throw new ValidationError(`build result for bucket ${b.id} (shard ${b.shard}) is missing`);
+  }
+  let recordsIn = 0;
+  let duplicates = 0;
+  let entries = 0;
+  for (const b of c.buckets) {
+    const r = byId.get(b.id) as BuildResult;
+    recordsIn += r.recordsIn;
+    duplicates += r.duplicates;
+    const e = r.files.reduce((s, f) => s + f.entries, 0);
+    entries += e;
+    if (e !== r.recordsIn - r.duplicates) {
+      throw new ValidationError(
+        `bucket ${b.id}: files hold ${e} entries but ${r.recordsIn} records in − ${r.duplicates} duplicates = ${r.recordsIn - r.duplicates}`,
+      );
+    }
+    for (const f of r.files) {
+      if (f.shard !== b.shard)
+        throw new ValidationError(`bucket ${b.id}: file ${f.path} is for shard ${f.shard}, not ${b.shard}`);
+      if (hexCmp(f.smallestKey, f.largestKey) > 0) {
+        throw new ValidationError(`file ${f.path}: smallest key ${f.smallestKey} > largest key ${f.largestKey}`);
+      }
+      if (b.lowerKey && hexCmp(f.smallestKey, b.lowerKey) < 0) {
+        throw new ValidationError(
+          `file ${f.path}: key ${f.smallestKey} is below its bucket's lower bound ${b.lowerKey}`,
+        );
+      }
+      if (b.upperKey && hexCmp(f.largestKey, b.upperKey) >= 0) {
+        throw new ValidationError(
+          `file ${f.path}: key ${f.largestKey} is not below its bucket's upper bound ${b.upperKey}`,
+        );
+      }
+    }
+  }
+  if (recordsIn !== c.recordsRouted) {
+    throw new ValidationError(
+      `builds read ${recordsIn} records but partitions routed ${c.recordsRouted}: a run segment was lost or read twice`,
+    );
+  }
+  const files = c.results.flatMap((r) => r.files);
+  const paths = new Set<string>();
+  for (const f of files) {
+    if (paths.has(f.path)) throw new ValidationError(`file ${f.path} is listed twice`);
+    paths.add(f.path);
+  }
+  const emptyShards: number[] = [];
+  for (let s = 0; s < c.shards; s++) {
+    const fs = files.filter((f) => f.shard === s).sort((a, b) => hexCmp(a.smallestKey, b.smallestKey));
+    if (fs.length === 0) emptyShards.push(s);
+    for (let i = 1; i < fs.length; i++) {
+      if (hexCmp(fs[i].smallestKey, fs[i - 1].largestKey) <= 0) {
+        throw new ValidationError(
+          `shard ${s}: files ${fs[i - 1].path} and ${fs[i].path} overlap (${fs[i - 1].largestKey} >= ${fs[i].smallestKey})`,
+        );
+      }
+    }
+  }
+  return { emptyShards, entries, duplicates };
+}
+
+/** Re-read one published file: size and sha256 over its bytes, and its SST properties. */
+export async function verifyPublishedFile(
+  dataBucket: string,
+  prefix: string,
+  f: BuildResult["files"][number],
+): Promise<void> {
+  const key = prefix + f.path;
+  const where = `s3://${dataBucket}/${key}`;
+  const { size, sha256 } = await hashObject(dataBucket, key);
+  if (size !== f.bytes)
+    throw new CorruptionError(`${where}: ${size} bytes, build result says ${f.bytes}`, { file: where });
+  if (sha256 !== f.sha256) {
+    throw new CorruptionError(`${where}: sha256 ${sha256}, build result says ${f.sha256}`, {
+      file: where,
+      expected: f.sha256,
+      actual: sha256,
+    });
+  }
+  const reader = await SstReader.open(s3Source(dataBucket, key, size));
+  try {
+    if (reader.entries !== f.entries) {
+      throw new CorruptionError(`${where}: SST properties say ${reader.entries} entries, build result ${f.entries}`, {
+        file: where,
+      });
+    }
+    if (toHex(reader.smallestKey) !== f.smallestKey || toHex(reader.largestKey) !== f.largestKey) {
+      throw new CorruptionError(`${where}: SST key range differs from the build result`, { file: where });
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+export interface PublishOutput extends PlanPointer {
+  manifestKey: string;
+  records: number;
+  duplicates: number;
+  skipped: number;
+  entries: number;
+  files: number;
+  bytes: number;
+  emptyShards: number[];
+}
+
+export async function publish(
+  p: PlanPointer,
+  table: string,
+  opts: { verifyConcurrency?: number } = {},
+): Promise<PublishOutput> {
+  const plan = await loadPlan(p.dataBucket, p.planKey);
+  const { dataset, version } = plan.request;
+  const k = stagingKeys(dataset, version);
+  const buckets = await getJsonl<Bucket>(p.dataBucket, p.bucketsKey);
+  const results = await mapLimit(buckets, 16, async (b) => {
+    const r = await getJsonOrUndefined<BuildResult>(p.dataBucket, k.buildResult(b.id));
+    if (!r) throw new ValidationError(`build result for bucket ${b.id} (shard ${b.shard}) is missing`);
+    return r;
+  });
+  const partition = sumPartition((await gatherPartitionResults(p)).results);
+  const { emptyShards, entries, duplicates } = checkBuildResults({
+    buckets,
+    results,
+    shards: plan.request.shards,
+    recordsRouted: partition.records,
+  });
+  await transitionVersion(table, dataset, version, "BUILT", { counts: { duplicates, entries } });
+  const prefix = versionPrefix(dataset, version);
+  const files = results.flatMap((r) => r.files);
+  await mapLimit(files, opts.verifyConcurrency ?? 8, (f) => verifyPublishedFile(p.dataBucket, prefix, f));
+  const recordsIn = partition.records + partition.skipped;
+  const manifest = buildManifest(plan, results, { recordsIn, duplicates, skipped: partition.skipped });
+  if (manifest.counts.entries !== recordsIn - duplicates - partition.skipped) {
+    throw new ValidationError(
+      `entries ${manifest.counts.entries} ≠ records ${recordsIn} − duplicates ${duplicates} − skipped ${partition.skipped}`,
+    );
+  }
+  const { manifest: stored } = await writeManifestOnce(p.dataBucket, manifest);
+  await transitionVersion(table, dataset, version, "STAGED", {
+    counts: {
+      records: recordsIn,
+      skipped: partition.skipped,
+      duplicates,
+      entries,
+      files: files.length,
+      emptyShards: emptyShards.length,
+    },
+    bytes: stored.totalBytes,
+    manifestKey: manifestKey(dataset, version),
+  });
+  return {
+    ...p,
+    manifestKey: manifestKey(dataset, version),
+    records: recordsIn,
+    duplicates,
+    skipped: partition.skipped,
+    entries,
+    files: files.length,
+    bytes: stored.totalBytes,
+    emptyShards,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activate (no fleet) and MarkFailed
+
+export async function activate(
+  p: Pick<PlanPointer, "dataset" | "version" | "keepVersions" | "execution">,
+  table: string,
+): Promise<{
+  dataset: string;
+  version: string;
+  activeVersion: string;
+  previousVersion: string | null;
+  retired: string[];
+}> {
+  const r = await activateVersion(table, p.dataset, p.version, p.execution ? `execution:${p.execution}` : undefined);
+  const retired = await retireOldVersions(table, p.dataset, Math.max(2, p.keepVersions ?? 2));
+  return {
+    dataset: p.dataset,
+    version: p.version,
+    activeVersion: r.activeVersion,
+    previousVersion: r.previousVersion ?? null,
+    retired,
+  };
+}
+
+/** Step Functions' Catch output: {Error, Cause}; for Lambda errors Cause is JSON {errorType, errorMessage}. */
+export function describeFailure(err: { Error?: string; Cause?: string } | undefined): { error: string; cause: string } {
+  const error = err?.Error ?? "Error";
+  let cause = err?.Cause ?? "";
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: string; errorType?: string };
+    if (parsed && typeof parsed.errorMessage === "string") cause = parsed.errorMessage;
+  } catch {
+    // plain text cause
+  }
+  return { error, cause: cause.slice(0, 4000) };
+}
+
+/**
+ * Which version failed: the failing state's own dataset/version (every task after Plan passes them), else the
+ * execution input's (`request` or flat), with the version Plan would have defaulted to left unknown.
+ */
+export function failureTarget(
+  state: Record<string, unknown>,
+  executionInput: Record<string, unknown>,
+): { dataset?: string; version?: string; fleet?: string; error?: { Error?: string; Cause?: string } } {
+  const req = (executionInput.request ?? executionInput) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : undefined);
+  return {
+    dataset: str(state.dataset) ?? str(req.dataset),
+    version: str(state.version) ?? str(req.version),
+    fleet: str(state.fleet) ?? str(req.fleet),
+    error: state.error as { Error?: string; Cause?: string } | undefined,
+  };
+}
+
+export async function markFailed(
+  input: {
+    dataset?: string;
+    version?: string;
+    request?: { dataset?: string; version?: string };
+    error?: { Error?: string; Cause?: string };
+  },
+  table: string,
+): Promise<{ dataset?: string; version?: string; status: string; error: string; cause: string }> {
+  const failure = describeFailure(input.error);
+  const dataset = input.dataset ?? input.request?.dataset;
+  const version = input.version ?? input.request?.version;
+  if (!dataset || !version) return { dataset, version, status: "UNREGISTERED", ...failure };
+  // a conflict means another execution owns this version (or it is published): leave it alone
+  if (failure.error === "ConflictError") return { dataset, version, status: "UNCHANGED", ...failure };
+  const v = await getVersion(table, dataset, version).catch(() => undefined);
+  if (!v) return { dataset, version, status: "UNREGISTERED", ...failure };
+  const after = await failVersion(table, dataset, version, failure);
+  return { dataset, version, status: after?.status ?? "UNREGISTERED", ...failure };
+}
+
+export type { Manifest };
