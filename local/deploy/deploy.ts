@@ -85,6 +85,8 @@ export interface LocalEventSourceMapping {
   maximumConcurrency?: number;
   reportBatchItemFailures: boolean;
   enabled: boolean;
+  /** the mapping's resolved CloudFormation Properties (for local/event-source mappingOptionsFromCfn) */
+  properties: Record<string, unknown>;
 }
 
 export interface DeployOptions {
@@ -537,6 +539,7 @@ function resolveFunctionsAndMachines(d: LocalDeployment): void {
         "ReportBatchItemFailures",
       ),
       enabled: p.Enabled !== false && p.Enabled !== "false",
+      properties: p,
     });
   }
 }

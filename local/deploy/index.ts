@@ -12,3 +12,4 @@ export {
   type LocalStateMachine,
   synthesizeTemplate,
 } from "./deploy.js";
+export { type RunningEventSources, startEventSourceMappings } from "./event-sources.js";

@@ -18,8 +18,8 @@ import path from "node:path";
 import { ExecutionError, ExecutionTimeoutError, StateMachine } from "aws-local-stepfunctions";
 import { ConfigError, ConflictError, NotFoundError } from "../../core/errors.js";
 import { LOCAL_SFN } from "../../core/limits.js";
-import { REPO_ROOT } from "../../infra/constructs/ferry-function.js";
 import type { LocalDeployment, LocalFunction, LocalStateMachine } from "../deploy/deploy.js";
+import { resolveStateDir } from "../stack/index.js";
 import { type AslDefinition, type AslState, walkStates } from "./asl.js";
 import { type ExecutionRecord, ExecutionStore } from "./executions.js";
 import { type FaultConfig, FaultInjector, faultConfigFromEnv } from "./faults.js";
@@ -29,7 +29,8 @@ import { evaluateTemplate, selectPath } from "./paths.js";
 export type { ExecutionRecord, ExecutionStatus } from "./executions.js";
 
 export interface LocalRunnerOptions {
-  /** where execution records live (default $FERRY_LOCAL_DIR or <repo>/.ferry); <stateDir>/sfn/executions/... */
+  /** the local stack's state dir (default: local/stack resolveStateDir(): $FERRY_LOCAL_DIR or <repo>/.ferry/local);
+   *  execution records live under <stateDir>/sfn/executions/ */
   stateDir?: string;
   /** run every Wait state for this many ms instead of its written duration (default: as written) */
   waitMs?: number;
@@ -130,7 +131,7 @@ export class LocalStepFunctions extends EventEmitter {
     readonly options: LocalRunnerOptions = {},
   ) {
     super();
-    const stateDir = options.stateDir ?? process.env.FERRY_LOCAL_DIR ?? path.join(REPO_ROOT, ".ferry");
+    const stateDir = options.stateDir ?? resolveStateDir();
     this.store = new ExecutionStore(path.join(stateDir, "sfn", "executions"));
     this.fault = { ...faultConfigFromEnv(), ...options.fault };
   }
@@ -509,7 +510,8 @@ export class LocalStepFunctions extends EventEmitter {
 
   /** Invoke a Lambda task's handler, with fault injection; errors become Lambda-shaped Step Functions errors. */
   private async invokeTask(state: string, fn: LocalFunction, payload: unknown, scope: Scope): Promise<unknown> {
-    const fault = scope.faults.next(scope.childArn, state, payload);
+    // keyed by the top-level execution and the state path (child execution names are random UUIDs)
+    const fault = scope.faults.next(scope.executionArn, [...scope.parents, state].join("/"), payload);
     const inject = () => {
       this.progress({
         executionArn: scope.executionArn,
