@@ -27,3 +27,5 @@ export { SstFileSetWriter, SstWriter } from "./writer.js";
 export { SstReader } from "./reader.js";
 export { xxph3_64 } from "./xxph3.js";
 export { crc32c } from "./crc32c.js";
+export { maskCrc, unmaskCrc } from "./format.js";
+export { shortestSeparator } from "./writer.js";
