@@ -126,4 +126,14 @@ export const LOCAL_SFN = {
   taskTimeoutSeconds: 3600,
 } as const;
 
+/** Local SQS → Lambda event source mapping emulation (local/event-source). */
+export const LOCAL_ESM = {
+  /** pollers (= concurrent invocations) when ScalingConfig.MaximumConcurrency is absent (Lambda starts with 5) */
+  defaultConcurrency: 5,
+  /** ReceiveMessage long-poll wait (Lambda uses 20 s; stop() aborts a waiting poll) */
+  receiveWaitSeconds: 20,
+  /** function timeout when the mapping's function declares none (Lambda's default is 3 s; ferry's consumers set 30) */
+  functionTimeoutSeconds: 30,
+} as const;
+
 export const UNITS = { KiB, MiB, GiB } as const;
