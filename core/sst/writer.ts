@@ -555,7 +555,7 @@ export class SstWriter {
     props.set("rocksdb.fixed.key.length", 0);
     props.set("rocksdb.format.version", 0);
     props.set("rocksdb.index.key.is.user.key", 1);
-    props.set("rocksdb.index.size", indexSize);
+    props.set("rocksdb.index.size", indexSize + 5); // RocksDB counts the trailer here
     props.set("rocksdb.index.value.is.delta.encoded", 1);
     props.set("rocksdb.merge.operator", "nullptr");
     props.set("rocksdb.merge.operands", 0);
