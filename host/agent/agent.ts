@@ -550,6 +550,7 @@ export class HostAgent implements KvResolver {
       });
       if (signal.aborted) throw signal.reason;
       e.downloadMbPerSec = st.seconds > 0 ? st.fetchedBytes / 1e6 / st.seconds : undefined;
+      const tIngest = performance.now();
       e.state = "INGESTING";
       await this.report(job, e, true);
       const sdir = storeDir(vdir);
@@ -588,6 +589,8 @@ export class HostAgent implements KvResolver {
         dataset,
         version,
         seconds: Number(e.loadSeconds.toFixed(3)),
+        downloadSeconds: Number(st.seconds.toFixed(3)),
+        ingestSeconds: Number(((performance.now() - tIngest) / 1000).toFixed(3)),
         downloadMbPerSec: e.downloadMbPerSec && Number(e.downloadMbPerSec.toFixed(1)),
         resumedBytes: st.resumedBytes,
       });
