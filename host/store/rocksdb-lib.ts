@@ -34,6 +34,7 @@ export interface RocksFns {
   options_set_compression: Fn;
   options_set_info_log_level: Fn;
   options_set_keep_log_file_num: Fn;
+  options_set_disable_auto_compactions: Fn;
   block_based_options_create: Fn;
   block_based_options_destroy: Fn;
   block_based_options_set_block_cache: Fn;
@@ -83,6 +84,7 @@ const PROTOTYPES: Record<keyof RocksFns, string> = {
   options_set_compression: "void rocksdb_options_set_compression(void*, int)",
   options_set_info_log_level: "void rocksdb_options_set_info_log_level(void*, int)",
   options_set_keep_log_file_num: "void rocksdb_options_set_keep_log_file_num(void*, size_t)",
+  options_set_disable_auto_compactions: "void rocksdb_options_set_disable_auto_compactions(void*, int)",
   block_based_options_create: "void* rocksdb_block_based_options_create()",
   block_based_options_destroy: "void rocksdb_block_based_options_destroy(void*)",
   block_based_options_set_block_cache: "void rocksdb_block_based_options_set_block_cache(void*, void*)",

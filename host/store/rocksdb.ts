@@ -26,6 +26,8 @@ export interface RocksDbOptions {
   /** bits per key of the full bloom filter policy: used to read the filters of ingested files and for files
    * RocksDB writes itself (default SST.bloomBitsPerKey; 0 = no filter policy) */
   bloomBitsPerKey?: number;
+  /** no background compactions (an immutable, ingest-only version store never needs them). Default false. */
+  disableAutoCompactions?: boolean;
 }
 
 export interface WriteOptions {
@@ -108,6 +110,7 @@ export class RocksDb {
     let ok = false;
     try {
       f.options_set_create_if_missing(opts, readOnly ? 0 : (o.createIfMissing ?? true) ? 1 : 0);
+      if (o.disableAutoCompactions) f.options_set_disable_auto_compactions(opts, 1);
       const bbto = f.block_based_options_create() as Ptr;
       f.block_based_options_set_block_cache(bbto, cache);
       const bits = o.bloomBitsPerKey ?? SST.bloomBitsPerKey;
@@ -471,7 +474,10 @@ export const rocksdbBackend: StoreBackend = {
         throw new ValidationError(`store ${dataset}/${version}: ${abs} does not exist (read-only open)`);
       }
     }
-    const db = await RocksDb.open(abs, { readOnly: options.readOnly ?? false });
+    // A version store only ever receives ingests. Several ingest calls (one per shard: hash-sharded key ranges
+    // overlap) stack up in levels L6, L5, … then L0; compacting them would only burn host CPU and disk writes for
+    // data that is replaced by the next version, and bloom filters keep reads over a few overlapping files cheap.
+    const db = await RocksDb.open(abs, { readOnly: options.readOnly ?? false, disableAutoCompactions: true });
     return new RocksVersionStore(dataset, version, abs, db);
   },
 };

@@ -55,3 +55,39 @@ describe.skipIf(missing && process.env.CI !== "true")("rocksdb write path (used 
     }
   });
 });
+
+describe.skipIf(missing && process.env.CI !== "true")("rocksdb version store with one ingest per shard", () => {
+  it("8 hash-sharded (overlapping) ingests: every key readable, no compaction scheduled", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { shardOf } = await import("../../core/shuffle/shard.js");
+    const { buildSst } = await import("./store-suite.js");
+    const root = mkdtempSync(join(tmpdir(), "ferry-rocks-shards-"));
+    const store = (await rocksdbBackend.open(
+      join(root, "db"),
+      "ds",
+      "v1",
+    )) as import("../../host/store/rocksdb.js").RocksVersionStore;
+    try {
+      const shards = 8;
+      const keys = Array.from({ length: 4000 }, (_, i) => Buffer.from(`k${i}`));
+      for (let s = 0; s < shards; s++) {
+        const mine = keys.filter((k) => shardOf(k, shards) === s).sort(Buffer.compare);
+        const f = join(root, `shard-${s}.sst`);
+        await buildSst(
+          f,
+          mine.map((k) => [k, Buffer.concat([Buffer.from("v-"), k])]),
+        );
+        await store.ingest([f]);
+      }
+      for (const k of keys) expect(Buffer.from(store.getSync(k)!).toString()).toBe(`v-${k}`);
+      expect(store.stats().files).toBe(shards);
+      expect(store.rocks.propertyInt("rocksdb.compaction-pending")).toBe(0);
+      expect(store.rocks.propertyInt("rocksdb.num-running-compactions")).toBe(0);
+    } finally {
+      await store.destroy();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
