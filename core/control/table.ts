@@ -4,9 +4,8 @@
  * Single-item conditional writes only (no transactions). Throttling and network failures become TransientError so
  * the state machine's Retry can tell them apart from permanent failures.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
-  DynamoDBDocumentClient,
+  type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -14,25 +13,17 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws/clients.js";
 import { ENV, requireEnv } from "../env.js";
 import { ConflictError, TransientError } from "../errors.js";
 
-let doc: DynamoDBDocumentClient | undefined;
-
-/** The shared DocumentClient (created on first use). */
+/** The shared DocumentClient (core/aws: re-created when the endpoint environment changes). */
 export function controlClient(): DynamoDBDocumentClient {
-  if (!doc) {
-    doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
-      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
-    });
-  }
-  return doc;
+  return dynamo();
 }
 
-/** Tests and the CLI can replace the client (e.g. after the local stack's endpoints changed). */
-export function resetControlClient(): void {
-  doc = undefined;
-}
+/** Kept for callers that reset clients; core/aws re-creates them on environment changes by itself. */
+export function resetControlClient(): void {}
 
 export function controlTableName(explicit?: string): string {
   return explicit ?? requireEnv(ENV.controlTable);

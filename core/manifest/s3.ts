@@ -12,19 +12,14 @@ import {
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
-  S3Client,
+  type S3Client,
 } from "@aws-sdk/client-s3";
+import { s3 as awsS3 } from "../aws/clients.js";
 import { NotFoundError, TransientError } from "../errors.js";
 
-let client: S3Client | undefined;
-
+/** core/aws's S3 client (re-created when the endpoint environment changes). */
 export function s3(): S3Client {
-  if (!client) client = new S3Client({ forcePathStyle: process.env.AWS_ENDPOINT_URL_S3 ? true : undefined });
-  return client;
-}
-
-export function resetS3Client(): void {
-  client = undefined;
+  return awsS3();
 }
 
 export function isNotFound(err: unknown): boolean {

@@ -174,7 +174,8 @@ export class BulkLoadPipeline extends Construct {
         ...(typeof input === "string" ? (input === "$" ? {} : { inputPath: input }) : { payload: input }),
         payloadResponseOnly: true,
         retryOnServiceExceptions: false,
-        resultPath,
+        // "$" (replace the state) is the default: leave ResultPath out (aws-local-stepfunctions mishandles "$")
+        resultPath: resultPath === "$" ? undefined : resultPath,
       });
       t.addRetry({
         errors: TRANSIENT_ERRORS,
