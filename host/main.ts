@@ -149,7 +149,8 @@ function childArgs(o: HostOptions): string[] {
 }
 
 async function startChild(o: HostOptions): Promise<HostHandle> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", HERE, ...childArgs(o)], {
+  const tsx = import.meta.resolve("tsx"); // resolved here: the child may run from any working directory
+  const child: ChildProcess = spawn(process.execPath, ["--import", tsx, HERE, ...childArgs(o)], {
     env: { ...process.env, ...o.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
