@@ -121,7 +121,9 @@ export const EVENTS = {
 /** Local Step Functions runner (local/sfn). */
 export const LOCAL_SFN = {
   /** concurrency of a Map whose MaxConcurrency is 0/absent (the service: up to 10,000 for Distributed Maps) */
-  defaultMapConcurrency: 64,
+  defaultMapConcurrency: 16,
+  /** local cap on any Map's concurrency (handlers share this process: 1,000 Partition tasks at once would not fit) */
+  maxMapConcurrency: 16,
   /** TimeoutSeconds given to Task states that set none (handlers run in process, slower than Lambda) */
   taskTimeoutSeconds: 3600,
 } as const;

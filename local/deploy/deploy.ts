@@ -5,7 +5,17 @@
  * function's handler source (FerryFunction's `ferry:entry` metadata) and environment, extract every state machine's
  * ASL, and list the SQS event source mappings. The result, a LocalDeployment, can invoke any function in process.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
@@ -25,6 +35,7 @@ import type { App, Stack } from "aws-cdk-lib";
 import { ConfigError, NotFoundError } from "../../core/errors.js";
 import { FERRY_ENTRY_METADATA, FERRY_HANDLER_METADATA, REPO_ROOT } from "../../infra/constructs/ferry-function.js";
 import { type AslDefinition, extractDefinition, validateDefinition } from "../sfn/asl.js";
+import { resolveStateDir } from "../stack/index.js";
 import { localClients, localRegion } from "./clients.js";
 import { type RefResolver, resolveIntrinsics } from "./intrinsics.js";
 
@@ -104,16 +115,31 @@ export interface DeployOptions {
   applyEnv?: boolean;
   /** create resources on the emulators (default true); false = only resolve (names, ASL, functions) */
   create?: boolean;
+  /**
+   * default app only: cache its synthesized template in this directory, keyed by a hash of infra/, core/, cdk.json
+   * and FERRY_STACK_NAME (default <local stack state dir>/synth; false = always synthesize)
+   */
+  cacheDir?: string | false;
 }
 
 /** Environment variables invoke() never copies from a function into process.env. */
 const RESERVED_ENV = /^(AWS_|_|NODE_OPTIONS$|LAMBDA_)/;
 
 /** Synthesize an App in process and return its stack's template. */
-export async function synthesizeTemplate(opts: Pick<DeployOptions, "app" | "stack"> = {}): Promise<{
+export async function synthesizeTemplate(opts: Pick<DeployOptions, "app" | "stack" | "cacheDir"> = {}): Promise<{
   template: CfnTemplate;
   stackName: string;
 }> {
+  if (!opts.app && opts.cacheDir !== false) {
+    const dir = opts.cacheDir ?? path.join(resolveStateDir(), "synth");
+    const file = path.join(dir, `ferry-template-${sourceHash()}.json`);
+    if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8"));
+    const out = await synthesizeTemplate({ ...opts, cacheDir: false });
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(out));
+    renameSync(`${file}.${process.pid}.tmp`, file);
+    return out;
+  }
   let app = opts.app;
   let stack = opts.stack;
   let outdir: string | undefined;
@@ -137,6 +163,24 @@ export async function synthesizeTemplate(opts: Pick<DeployOptions, "app" | "stac
   } finally {
     if (outdir) rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** Hash of what the default app's template depends on: infra/ and core/ sources, cdk.json, FERRY_STACK_NAME. */
+function sourceHash(): string {
+  const h = createHash("sha256");
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|json)$/.test(e.name)) h.update(p).update(readFileSync(p));
+    }
+  };
+  walk(path.join(REPO_ROOT, "infra"));
+  walk(path.join(REPO_ROOT, "core"));
+  const cdkJson = path.join(REPO_ROOT, "cdk.json");
+  if (existsSync(cdkJson)) h.update(readFileSync(cdkJson));
+  h.update(process.env.FERRY_STACK_NAME ?? "");
+  return h.digest("hex").slice(0, 16);
 }
 
 function localName(prefix: string, stackName: string, logicalId: string, max: number, lower: boolean): string {

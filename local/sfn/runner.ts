@@ -38,6 +38,8 @@ export interface LocalRunnerOptions {
   retryIntervalMs?: number;
   /** concurrency of a Map with MaxConcurrency 0/absent (default LOCAL_SFN.defaultMapConcurrency) */
   defaultMapConcurrency?: number;
+  /** local cap on every Map's concurrency, MaxConcurrency included (default LOCAL_SFN.maxMapConcurrency) */
+  maxMapConcurrency?: number;
   /** TimeoutSeconds given to Task states that have none (default LOCAL_SFN.taskTimeoutSeconds) */
   taskTimeoutSeconds?: number;
   /** fault injection (default: from FERRY_FAULT_RATE / FERRY_FAULT_SEED / FERRY_FAULT_WHEN at construction) */
@@ -575,6 +577,7 @@ export class LocalStepFunctions extends EventEmitter {
     let concurrency = Number(st.MaxConcurrency ?? 0);
     if (st.MaxConcurrencyPath) concurrency = Number(await selectPath(st.MaxConcurrencyPath, input, context));
     if (!(concurrency > 0)) concurrency = this.options.defaultMapConcurrency ?? LOCAL_SFN.defaultMapConcurrency;
+    concurrency = Math.min(concurrency, this.options.maxMapConcurrency ?? LOCAL_SFN.maxMapConcurrency);
     let tolPct: number | undefined = st.ToleratedFailurePercentage;
     if (st.ToleratedFailurePercentagePath)
       tolPct = Number(await selectPath(st.ToleratedFailurePercentagePath, input, context));
