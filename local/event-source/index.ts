@@ -33,6 +33,7 @@ import { awsRegion, sqs } from "../../core/aws/clients.js";
 import { ConfigError, TransientError } from "../../core/errors.js";
 import { LOCAL_ESM } from "../../core/limits.js";
 
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers that return nothing (Promise<void>) must fit
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined | void>;
 
 export interface EventSourceMappingOptions {

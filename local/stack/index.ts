@@ -293,7 +293,9 @@ function spawnEmulator(service: Service, stateDir: string, opts: StartOptions): 
       cwd: PROJECT_ROOT,
       env,
       stdio: ["ignore", fd, fd, "ipc"],
-      detached: Boolean(opts.detached),
+      // always its own process group: a Ctrl-C in the terminal reaches only ferry, which stops the emulators in
+      // order; a non-detached stack's emulators watch --parent and exit if ferry dies
+      detached: true,
     });
     return { service, child, log };
   } finally {

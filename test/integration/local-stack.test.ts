@@ -169,5 +169,5 @@ describe("local stack", () => {
     const after = await ferry("local", "env").catch((e: { code: number; stderr: string }) => e);
     expect((after as { code: number }).code).toBe(1);
     expect((after as { stderr: string }).stderr).toMatch(/no local stack is running/);
-  });
+  }, 240_000); // six CLI processes: ~1 s each on an idle machine, 5+ s each on a loaded one
 });
