@@ -43,6 +43,7 @@ export async function partitionChunk(
     badRecords: req.badRecords,
     maxBadRecords: req.maxBadRecords,
     unit,
+    typedValues: req.format === "parquet",
   });
   const route = makeRouter(plan.buckets, req.shards);
   const source = `s3://${chunk.bucket}/${chunk.key}`;

@@ -65,6 +65,7 @@ export async function sampleChunk(
     valueRaw: request.valueRaw,
     badRecords: "skip",
     maxBadRecords: Number.MAX_SAFE_INTEGER,
+    typedValues: request.format === "parquet",
   });
   const reservoir: Uint8Array[] = [];
   let seen = 0;

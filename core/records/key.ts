@@ -13,8 +13,6 @@
  * missing fields, NaN/Infinity and objects/arrays are not keys (InputError / bad record).
  */
 
-const enc = new TextEncoder();
-
 export type KeyKind = "utf8" | "tuple";
 
 /** Why a value is not a usable key component (undefined = usable). */
@@ -42,7 +40,7 @@ export function canonicalString(v: unknown): string {
 /** Bytes of one scalar (byte arrays stay raw; everything else UTF-8 of its canonical form). */
 export function scalarBytes(v: unknown): Uint8Array {
   if (v instanceof Uint8Array) return v;
-  return enc.encode(canonicalString(v));
+  return Buffer.from(canonicalString(v), "utf8");
 }
 
 /** Encodes a composite key (see the module comment). Components are byte arrays or scalars. */

@@ -22,6 +22,11 @@ export interface RecordMapperOptions {
   unit?: string;
   maxKeyBytes?: number;
   maxValueBytes?: number;
+  /**
+   * records may hold bigints, byte arrays or dates (Parquet): values are serialized with a replacer. JSONL and CSV
+   * records never do, and JSON.stringify without a replacer is several times faster. Default true (safe).
+   */
+  typedValues?: boolean;
 }
 
 export interface MappedRecord {
@@ -42,7 +47,8 @@ export interface RecordMapper {
   readonly examples: string[];
 }
 
-const enc = new TextEncoder();
+/** UTF-8 bytes of a string (Buffer.from is faster than TextEncoder in Node) */
+const utf8 = (s: string): Uint8Array => Buffer.from(s, "utf8");
 
 function jsonReplacer(_k: string, v: unknown): unknown {
   if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
@@ -57,8 +63,8 @@ export function valueJson(obj: Record<string, unknown>): string {
 function rawValueBytes(v: unknown): Uint8Array {
   if (v instanceof Uint8Array) return v;
   if (v === null || v === undefined) return new Uint8Array(0);
-  if (typeof v === "object" && !(v instanceof Date)) return enc.encode(valueJson(v as Record<string, unknown>));
-  return enc.encode(canonicalString(v));
+  if (typeof v === "object" && !(v instanceof Date)) return utf8(valueJson(v as Record<string, unknown>));
+  return utf8(canonicalString(v));
 }
 
 /**
@@ -75,6 +81,7 @@ export function makeRecordMapper(opts: RecordMapperOptions): RecordMapper {
   const maxValue = opts.maxValueBytes ?? SST.maxValueBytes;
   const unit = opts.unit ?? "line";
   const single = keyCols.length === 1;
+  const toJson = opts.typedValues === false ? (o: Record<string, unknown>) => JSON.stringify(o) : valueJson;
   let skipped = 0;
   const examples: string[] = [];
 
@@ -131,7 +138,7 @@ export function makeRecordMapper(opts: RecordMapperOptions): RecordMapper {
       } else {
         for (const c in r) if (!keySet.has(c)) o[c] = r[c];
       }
-      value = enc.encode(valueJson(o));
+      value = utf8(toJson(o));
     }
     if (value.length > maxValue) {
       return bad(rec, `value is ${value.length} bytes, more than the ${maxValue} allowed`, opts.valueRaw ?? "value");

@@ -104,6 +104,9 @@ interface BucketBuf {
   starts: number[];
   keyStarts: number[];
   keyLens: number[];
+  /** first 8 key bytes as two big-endian u32 (zero-padded): most comparisons end here */
+  pre1: number[];
+  pre2: number[];
 }
 
 interface SpillSegment {
@@ -155,7 +158,7 @@ export class RunWriter {
   add(b: number, key: Uint8Array, value: Uint8Array, line: number): void {
     let bb = this.buckets[b];
     if (!bb) {
-      bb = { buf: Buffer.allocUnsafe(4096), len: 0, starts: [], keyStarts: [], keyLens: [] };
+      bb = { buf: Buffer.allocUnsafe(4096), len: 0, starts: [], keyStarts: [], keyLens: [], pre1: [], pre2: [] };
       this.buckets[b] = bb;
     }
     const need = varintLength(key.length) + key.length + varintLength(value.length) + value.length + varintLength(line);
@@ -171,6 +174,19 @@ export class RunWriter {
     let p = writeVarint(bb.buf, start, key.length);
     bb.keyStarts.push(p);
     bb.keyLens.push(key.length);
+    const kl = key.length;
+    bb.pre1.push(
+      (kl > 0 ? key[0] : 0) * 0x1000000 +
+        (kl > 1 ? key[1] << 16 : 0) +
+        (kl > 2 ? key[2] << 8 : 0) +
+        (kl > 3 ? key[3] : 0),
+    );
+    bb.pre2.push(
+      (kl > 4 ? key[4] : 0) * 0x1000000 +
+        (kl > 5 ? key[5] << 16 : 0) +
+        (kl > 6 ? key[6] << 8 : 0) +
+        (kl > 7 ? key[7] : 0),
+    );
     bb.buf.set(key, p);
     p += key.length;
     p = writeVarint(bb.buf, p, value.length);
@@ -193,8 +209,10 @@ export class RunWriter {
   /** sorted order of a bucket's in-memory records (stable: equal keys keep input order) */
   private order(bb: BucketBuf): number[] {
     const idx = Array.from({ length: bb.starts.length }, (_, i) => i);
-    const { buf, keyStarts, keyLens } = bb;
+    const { buf, keyStarts, keyLens, pre1, pre2 } = bb;
     idx.sort((i, j) => {
+      const d = pre1[i] - pre1[j] || pre2[i] - pre2[j];
+      if (d !== 0) return d;
       const c = buf.compare(buf, keyStarts[j], keyStarts[j] + keyLens[j], keyStarts[i], keyStarts[i] + keyLens[i]);
       return c !== 0 ? c : i - j;
     });
