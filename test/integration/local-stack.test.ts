@@ -15,6 +15,7 @@ import {
   pidAlive,
   startLocalStack,
   STATE_DIR_ENV,
+  stopStack,
   withLocalStack,
 } from "../../local/stack/index.js";
 
@@ -25,8 +26,11 @@ const tempDir = () => {
   dirs.push(d);
   return d;
 };
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+afterAll(async () => {
+  for (const d of dirs) {
+    await stopStack(d).catch(() => {}); // a test that timed out must not leave a detached stack behind
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 function occupy(): Promise<{ server: Server; port: number }> {
