@@ -195,7 +195,7 @@ export class RunWriter {
     p = writeVarint(bb.buf, p, line);
     bb.starts.push(start);
     bb.len = p;
-    this.memory += 24;
+    this.memory += 40;
     this.records++;
     this.counts[b]++;
     this.lengths[b] += need;
