@@ -71,10 +71,15 @@ export const HOST = {
   heartbeatStaleMs: 30_000,
   downloadConcurrency: 4,
   downloadPartBytes: 8 * MiB,
-  /** 0 = no cap */
+  /** megabits per second for all of a host's downloads together (token bucket); 0 = no cap */
   maxDownloadMbps: 0,
   batchGetMaxKeys: 1000,
+  /** versions a host keeps per dataset: the active one and the previous one (rollback); a load in flight is extra */
   keepVersions: 2,
+  /** host-load item progress updates at most this often */
+  progressReportMs: 1000,
+  /** a load that failed for a transient reason (network, throttling) is tried again after this */
+  loadRetryMs: 5000,
   /** per-version store: block cache of a RocksDB store / shared budget of an sst store's readers */
   storeBlockCacheBytes: 64 * MiB,
   /** reference KV server: largest request body (batchGet JSON) */

@@ -477,7 +477,7 @@ export class HostAgent implements KvResolver {
   private async report(job: LoadJob, e: Entry, force = false): Promise<void> {
     const now = Date.now();
     const last = (e as Entry & { reportedAt?: number }).reportedAt ?? 0;
-    if (!force && now - last < 1000) return;
+    if (!force && now - last < HOST.progressReportMs) return;
     (e as Entry & { reportedAt?: number }).reportedAt = now;
     try {
       await putHostLoad(this.opts.table, {
@@ -613,7 +613,7 @@ export class HostAgent implements KvResolver {
       } else {
         // transient (network, S3/DynamoDB hiccup, disk): try again later, the host-load item says why
         e.error = `will retry: ${msg}`;
-        e.retryAt = Date.now() + 5000;
+        e.retryAt = Date.now() + HOST.loadRetryMs;
         this.log("load interrupted, will retry", { dataset, version, error: msg });
         await this.report(job, e, true);
       }
