@@ -40,15 +40,24 @@ function makePool(): Uint8Array {
   return pool;
 }
 
-/** writes keys "%016d" 0..n-1; returns seconds (open -> finish incl. fsync) */
-async function ferryWrite(out: string, n: number, codec: SstCompression, bloomBits: number): Promise<number> {
+/** writes keys "%016d" 0..n-1; returns wall and CPU seconds (open -> finish incl. fsync) */
+async function ferryWrite(
+  out: string,
+  n: number,
+  codec: SstCompression,
+  bloomBits: number,
+): Promise<{ seconds: number; cpuSeconds: number }> {
   const pool = makePool();
   const key = new Uint8Array(16).fill(48);
+  // value views made once (the native side passes pointers into the same pool)
+  const values: Uint8Array[] = [];
+  for (let i = 0; i < POOL_VALUES; i++) values.push(pool.subarray(i * VALUE_LEN, i * VALUE_LEN + VALUE_LEN));
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const w = new SstWriter(fileSink(out), { compression: codec, bloomBitsPerKey: bloomBits });
   let vi = 0;
   for (let i = 0; i < n; i++) {
-    const p = w.add(key, pool.subarray(vi * VALUE_LEN, vi * VALUE_LEN + VALUE_LEN));
+    const p = w.add(key, values[vi]);
     if (p) await p;
     if (++vi === POOL_VALUES) vi = 0;
     // increment the decimal key in place
@@ -57,7 +66,9 @@ async function ferryWrite(out: string, n: number, codec: SstCompression, bloomBi
     key[d]++;
   }
   await w.finish();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  return { seconds, cpuSeconds: (c.user + c.system) / 1e6 };
 }
 
 function arg(args: string[], name: string, def: string): string {
@@ -95,9 +106,9 @@ function runChild(mode: string, params: Record<string, string | number>): Record
 async function child(): Promise<void> {
   const p = JSON.parse(process.env.SST_BENCH_CHILD as string);
   if (p.mode === "write") {
-    const seconds = await ferryWrite(p.out, p.keys, p.codec, p.bloom);
+    const { seconds, cpuSeconds } = await ferryWrite(p.out, p.keys, p.codec, p.bloom);
     const rssMb = process.resourceUsage().maxRSS / 1024;
-    process.stdout.write(`${JSON.stringify({ seconds, rssMb, bytes: statSync(p.out).size })}\n`);
+    process.stdout.write(`${JSON.stringify({ seconds, cpuSeconds, rssMb, bytes: statSync(p.out).size })}\n`);
   } else if (p.mode === "gets") {
     const r = await SstReader.open(p.file);
     const n = p.gets as number;
@@ -147,12 +158,15 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     for (const codec of codecs) {
       const f: number[] = [];
       const nat: number[] = [];
+      const fCpu: number[] = [];
+      const natCpu: number[] = [];
       let bytesF = 0;
       let bytesN = 0;
       for (let r = 0; r < runs; r++) {
         const outF = join(dir, `ferry-${codec}.sst`);
         const c = runChild("write", { out: outF, keys, codec, bloom });
         f.push(c.seconds);
+        fCpu.push(c.cpuSeconds);
         bytesF = c.bytes;
         peakRss = Math.max(peakRss, c.rssMb);
         rmSync(outF, { force: true });
@@ -161,6 +175,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
           const o = execFileSync(native, [outN, String(keys), codec, String(bloom)], { encoding: "utf8" });
           const j = JSON.parse(o.trim().split("\n").pop() as string);
           nat.push(j.seconds);
+          natCpu.push(j.cpuSeconds);
           bytesN = j.bytes;
           rmSync(outN, { force: true });
         }
@@ -174,8 +189,14 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         ferryKeysPerSec,
         nativeKeysPerSec,
         ratio: nativeKeysPerSec ? Number((ferryKeysPerSec / nativeKeysPerSec).toFixed(3)) : undefined,
+        // CPU-time view: on a shared, overloaded machine wall time mostly measures the neighbours
+        cpuRatio: natCpu.length ? Number((median(natCpu) / median(fCpu)).toFixed(3)) : undefined,
+        ferryCpuKeysPerSec: Math.round(keys / median(fCpu)),
+        nativeCpuKeysPerSec: natCpu.length ? Math.round(keys / median(natCpu)) : undefined,
         ferrySeconds: f.map((x) => Number(x.toFixed(3))),
         nativeSeconds: nat.map((x) => Number(x.toFixed(3))),
+        ferryCpuSeconds: fCpu.map((x) => Number(x.toFixed(3))),
+        nativeCpuSeconds: natCpu.map((x) => Number(x.toFixed(3))),
         ferryBytes: bytesF,
         nativeBytes: bytesN,
       };

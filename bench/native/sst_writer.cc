@@ -1,12 +1,14 @@
 // Native baseline for `npm run bench -- sst`: writes N keys with rocksdb::SstFileWriter (librocksdb) using the
 // same key/value generator as bench/sst.ts. Compiled at bench time: g++ -O2 sst_writer.cc -lrocksdb.
 // usage: sst_writer OUT.sst N none|snappy|lz4|zstd BLOOM_BITS
-// prints one JSON line: {"keys":N,"seconds":S,"bytes":B}
+// prints one JSON line: {"keys":N,"seconds":S,"cpuSeconds":C,"bytes":B} (Open -> Finish incl. fsync)
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
+
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
@@ -60,6 +62,12 @@ int main(int argc, char** argv) {
   if (bloom > 0) bbto.filter_policy.reset(rocksdb::NewBloomFilterPolicy(bloom, false));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(bbto));
 
+  auto cpu = []() {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  const double c0 = cpu();
   auto t0 = std::chrono::steady_clock::now();
   rocksdb::SstFileWriter w(rocksdb::EnvOptions(), options);
   rocksdb::Status s = w.Open(out);
@@ -75,6 +83,8 @@ int main(int argc, char** argv) {
   s = w.Finish(&info);
   if (!s.ok()) { fprintf(stderr, "finish: %s\n", s.ToString().c_str()); return 1; }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  printf("{\"keys\":%ld,\"seconds\":%.4f,\"bytes\":%llu}\n", n, secs, static_cast<unsigned long long>(info.file_size));
+  const double cpuSecs = cpu() - c0;
+  printf("{\"keys\":%ld,\"seconds\":%.4f,\"cpuSeconds\":%.4f,\"bytes\":%llu}\n", n, secs, cpuSecs,
+         static_cast<unsigned long long>(info.file_size));
   return 0;
 }

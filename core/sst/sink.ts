@@ -1,5 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fdatasync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { CorruptionError, EnvironmentError } from "../errors.js";
 import type { ByteSink, RandomAccessSource } from "./types.js";
@@ -9,22 +19,50 @@ import type { ByteSink, RandomAccessSource } from "./types.js";
  * fsyncs the directory), abort() removes the temp file. A file at `path` therefore is always complete.
  * Writes are synchronous (the OS page cache absorbs them): write() never returns a promise.
  */
-export function fileSink(path: string): ByteSink & { readonly tmpPath: string; bytesWritten: number } {
+export function fileSink(
+  path: string,
+): ByteSink & { readonly tmpPath: string; bytesWritten: number; readonly consumesSynchronously: true } {
   const tmpPath = `${path}.tmp-${randomBytes(6).toString("hex")}`;
   let fd: number | undefined = openSync(tmpPath, "w", 0o644);
+  // Write-behind: every SYNC_EVERY bytes an fdatasync runs on the libuv threadpool, so the disk works while the
+  // writer computes and close() does not stall on one big flush (RocksDB gets the same from fadvise per MiB).
+  const SYNC_EVERY = 8 << 20;
+  let sinceSync = 0;
+  let inflight: Promise<void> | undefined;
+  let syncError: unknown;
+  const startSync = (f: number) => {
+    inflight = new Promise<void>((resolve) => {
+      fdatasync(f, (err) => {
+        if (err && fd !== undefined) syncError = err;
+        inflight = undefined;
+        resolve();
+      });
+    });
+  };
   const sink = {
     tmpPath,
     bytesWritten: 0,
+    consumesSynchronously: true as const,
     write(chunk: Uint8Array): void {
       if (fd === undefined) throw new EnvironmentError(`fileSink ${path}: write after close/abort`);
       let off = 0;
       while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       sink.bytesWritten += chunk.length;
+      sinceSync += chunk.length;
+      if (sinceSync >= SYNC_EVERY && inflight === undefined) {
+        sinceSync = 0;
+        startSync(fd);
+      }
     },
     async close(): Promise<void> {
       if (fd === undefined) throw new EnvironmentError(`fileSink ${path}: closed twice`);
       const f = fd;
+      if (inflight) await inflight;
       fd = undefined;
+      if (syncError) {
+        closeSync(f);
+        throw syncError;
+      }
       try {
         fsyncSync(f);
       } finally {
@@ -43,6 +81,7 @@ export function fileSink(path: string): ByteSink & { readonly tmpPath: string; b
       }
     },
     async abort(): Promise<void> {
+      if (inflight) await inflight;
       if (fd !== undefined) {
         try {
           closeSync(fd);

@@ -11,6 +11,11 @@ export interface ByteSink {
   write(chunk: Uint8Array): void | Promise<void>;
   /** All bytes written: make them durable/visible (fsync + rename, complete the multipart upload). */
   close(): Promise<void>;
+  /**
+   * true when write() is done with the chunk by the time it returns without a promise (e.g. a synchronous file
+   * write): the writer may then reuse the chunk's memory instead of allocating a new one.
+   */
+  readonly consumesSynchronously?: boolean;
   /** Give up: remove partial output (temp file, abort the multipart upload). Never leave a file that looks valid. */
   abort?(err?: unknown): Promise<void>;
 }

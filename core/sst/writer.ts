@@ -402,9 +402,12 @@ export class SstWriter {
     const out = this.chunk.subarray(0, this.cpos);
     this.sha.update(out);
     this.offset += this.cpos;
-    this.chunk = new Uint8Array(CHUNK);
     this.cpos = 0;
     const r = this.sink.write(out);
+    // the sink owns `out` unless it says it consumed it synchronously: then the chunk is reused (flat memory)
+    if (r !== undefined || !this.sink.consumesSynchronously || this.chunk.length !== CHUNK) {
+      this.chunk = new Uint8Array(CHUNK);
+    }
     if (r !== undefined) {
       // chain: at most one outstanding write at a time
       this.pending = this.pending ? this.pending.then(() => r) : r;

@@ -201,25 +201,56 @@ function hashLong(b: Uint8Array, p: number, len: number): void {
   avalanche(AH, AL);
 }
 
+/**
+ * 9..16 bytes, the common key size, with the 64x128 multiply inlined:
+ * lo = in[0..8) ^ secret[0..8), hi = in[len-8..len) ^ secret[8..16), acc = len + lo + hi + fold(lo * hi).
+ */
+function len9to16(b: Uint8Array, p: number, len: number): void {
+  const e = p + len - 8;
+  const loL = ((b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) ^ 0x396cfeb8) >>> 0;
+  const loH = ((b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) ^ 0xbe4ba423) >>> 0;
+  const hiL = ((b[e] | (b[e + 1] << 8) | (b[e + 2] << 16) | (b[e + 3] << 24)) ^ 0x2c81017c) >>> 0;
+  const hiH = ((b[e + 4] | (b[e + 5] << 8) | (b[e + 6] << 16) | (b[e + 7] << 24)) ^ 0x1cad21f7) >>> 0;
+  // four 32x32 products (low via imul, high via the rounded double product)
+  let t = Math.imul(loL, hiL) >>> 0;
+  const llL = t;
+  const llH = Math.round((loL * hiL - t) / TWO32);
+  t = Math.imul(loH, hiL) >>> 0;
+  const hlL = t;
+  const hlH = Math.round((loH * hiL - t) / TWO32);
+  t = Math.imul(loL, hiH) >>> 0;
+  const lhL = t;
+  const lhH = Math.round((loL * hiH - t) / TWO32);
+  t = Math.imul(loH, hiH) >>> 0;
+  const hhL = t;
+  const hhH = Math.round((loH * hiH - t) / TWO32);
+  const s1 = llH + hlL + lhL;
+  const c1 = s1 >= 2 * TWO32 ? 2 : s1 >= TWO32 ? 1 : 0;
+  const w1 = s1 >>> 0;
+  const s2 = hlH + lhH + hhL + c1;
+  const c2 = s2 >= 2 * TWO32 ? 2 : s2 >= TWO32 ? 1 : 0;
+  const w2 = s2 >>> 0;
+  const w3 = (hhH + c2) >>> 0;
+  const fH = (w1 ^ w3) >>> 0;
+  const fL = (llL ^ w2) >>> 0;
+  // acc = len + lo + hi + fold
+  let aL = len + loL + hiL + fL; // < 2^35
+  const carry = Math.floor(aL / TWO32);
+  aL >>>= 0;
+  const aH = (loH + hiH + fH + carry) >>> 0;
+  // avalanche: h ^= h >> 37; h *= PRIME64_3; h ^= h >> 32
+  const xL = (aL ^ (aH >>> 5)) >>> 0;
+  const mL = Math.imul(xL, P64_3L) >>> 0;
+  const mHi = Math.round((xL * P64_3L - mL) / TWO32);
+  const rH = (mHi + Math.imul(xL, P64_3H) + Math.imul(aH, P64_3L)) >>> 0;
+  RH = rH;
+  RL = (mL ^ rH) >>> 0;
+}
+
 /** Hash bytes[p, p+len) into RH:RL. */
 function hashInto(b: Uint8Array, p: number, len: number): void {
   if (len <= 16) {
-    if (len > 8) {
-      // 9..16
-      const loL = (rd32(b, p) ^ rd32(SECRET, 0)) >>> 0;
-      const loH = (rd32(b, p + 4) ^ rd32(SECRET, 4)) >>> 0;
-      const hiL = (rd32(b, p + len - 8) ^ rd32(SECRET, 8)) >>> 0;
-      const hiH = (rd32(b, p + len - 4) ^ rd32(SECRET, 12)) >>> 0;
-      // acc = len + (lo + hi) + fold(lo*hi)
-      AL = len;
-      AH = 0;
-      accAdd(loH, loL);
-      accAdd(hiH, hiL);
-      mul128fold64(loH, loL, hiH, hiL);
-      accAdd(RH, RL);
-      avalanche(AH, AL);
-      return;
-    }
+    if (len > 8) return len9to16(b, p, len);
     if (len >= 4) {
       const inLo = rd32(b, p);
       const inHi = rd32(b, p + len - 4);
