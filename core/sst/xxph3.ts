@@ -250,7 +250,10 @@ function len9to16(b: Uint8Array, p: number, len: number): void {
 /** Hash bytes[p, p+len) into RH:RL. */
 function hashInto(b: Uint8Array, p: number, len: number): void {
   if (len <= 16) {
-    if (len > 8) return len9to16(b, p, len);
+    if (len > 8) {
+      len9to16(b, p, len);
+      return;
+    }
     if (len >= 4) {
       const inLo = rd32(b, p);
       const inHi = rd32(b, p + len - 4);
