@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { PUBLISHED, getVersion, registerVersion, transitionVersion } from "../control/versions.js";
 import { upsertDatasetConfig } from "../control/datasets.js";
-import { ConfigError, InputError, LimitError, NotFoundError, ValidationError } from "../errors.js";
+import { ConfigError, InputError, LimitError, NotFoundError, TransientError, ValidationError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import { stagingPrefix } from "../manifest/schema.js";
 import {
@@ -73,6 +73,9 @@ export function stagingKeys(dataset: string, version: string) {
     partitionResult: (chunkId: string) => `${p}results/partition/${chunkId}.json`,
     buildResult: (bucketId: string) => `${p}results/build/${bucketId}.json`,
     runObject: (chunkId: string) => `${p}runs/${chunkId}.run`,
+    /** a Map item's permanent error (MarkFailed reports the first: a Map failure itself names no item) */
+    itemError: (itemId: string) => `${p}errors/${itemId}.json`,
+    errors: `${p}errors/`,
   };
 }
 
@@ -282,9 +285,54 @@ export async function partitionTask(a: PartitionTaskArgs): Promise<PartitionTask
   if (prior && (await headObject(a.dataBucket, prior.runKey))) {
     return { chunkId: prior.chunkId, records: prior.records, skipped: prior.skipped, reused: true };
   }
-  const r = await partitionChunk({ plan, chunk: a.chunk, dataBucket: a.dataBucket });
+  const r = await recordItemError(a.dataBucket, k.itemError(a.chunk.id), `chunk ${a.chunk.id}`, () =>
+    partitionChunk({ plan, chunk: a.chunk, dataBucket: a.dataBucket }),
+  );
   await putJson(a.dataBucket, resultKey, r);
   return { chunkId: r.chunkId, records: r.records, skipped: r.skipped, reused: false };
+}
+
+/** What a Map item leaves behind when it fails for good (not for TransientError: those are retried). */
+export interface ItemError {
+  item: string;
+  error: string;
+  message: string;
+}
+
+/**
+ * Run a Map item's work; a permanent failure is recorded at `errorKey` before it is re-thrown, so MarkFailed can say
+ * what went wrong (Step Functions reports a failed Distributed Map only as States.ExceedToleratedFailureThreshold).
+ */
+export async function recordItemError<T>(
+  dataBucket: string,
+  errorKey: string,
+  item: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof TransientError)) {
+      const e = err as Error;
+      const rec: ItemError = { item, error: e?.name ?? "Error", message: e?.message ?? String(err) };
+      await putJson(dataBucket, errorKey, rec).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+/** The first recorded Map item error of a version (items in id order), if any. */
+export async function firstItemError(
+  dataBucket: string,
+  dataset: string,
+  version: string,
+): Promise<ItemError | undefined> {
+  const keys = await listObjects(dataBucket, stagingKeys(dataset, version).errors).catch(() => []);
+  for (const o of keys) {
+    const e = await getJsonOrUndefined<ItemError>(dataBucket, o.key).catch(() => undefined);
+    if (e) return e;
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

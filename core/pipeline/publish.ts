@@ -16,7 +16,15 @@ import { type Manifest, manifestKey, versionPrefix } from "../manifest/schema.js
 import { SstReader } from "../sst/index.js";
 import type { RandomAccessSource } from "../sst/types.js";
 import { buildBucket } from "./build.js";
-import { type PlanPointer, gatherPartitionResults, loadPlan, stagingKeys, sumPartition } from "./plan.js";
+import {
+  type PlanPointer,
+  firstItemError,
+  gatherPartitionResults,
+  loadPlan,
+  recordItemError,
+  stagingKeys,
+  sumPartition,
+} from "./plan.js";
 import type { Bucket, BuildResult } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -82,7 +90,12 @@ export async function buildTask(a: BuildTaskArgs): Promise<BuildTaskResult> {
     if (present.every(Boolean)) return summarize(prior, true);
   }
   const runKeys = await loadRunKeys(a.dataBucket, a.runsKey);
-  const r = await buildBucket({ plan, bucket: a.bucket, runKeys, dataBucket: a.dataBucket });
+  const r = await recordItemError(
+    a.dataBucket,
+    stagingKeys(dataset, version).itemError(a.bucket.id),
+    `bucket ${a.bucket.id}`,
+    () => buildBucket({ plan, bucket: a.bucket, runKeys, dataBucket: a.dataBucket }),
+  );
   await putJson(a.dataBucket, resultKey, r);
   return summarize(r, false);
 }
@@ -346,10 +359,17 @@ export async function markFailed(
     error?: { Error?: string; Cause?: string };
   },
   table: string,
+  dataBucket?: string,
 ): Promise<{ dataset?: string; version?: string; status: string; error: string; cause: string }> {
-  const failure = describeFailure(input.error);
+  let failure = describeFailure(input.error);
   const dataset = input.dataset ?? input.request?.dataset;
   const version = input.version ?? input.request?.version;
+  // a Distributed Map reports only that items failed: name the first item's own error instead
+  if (dataBucket && dataset && version && failure.error.startsWith("States.")) {
+    const item = await firstItemError(dataBucket, dataset, version);
+    if (item)
+      failure = { error: item.error, cause: `${item.message} (${item.item}; ${failure.error}: ${failure.cause})` };
+  }
   if (!dataset || !version) return { dataset, version, status: "UNREGISTERED", ...failure };
   // a conflict means another execution owns this version (or it is published): leave it alone
   if (failure.error === "ConflictError") return { dataset, version, status: "UNCHANGED", ...failure };

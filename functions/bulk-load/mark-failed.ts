@@ -18,7 +18,7 @@ interface MarkFailedEvent {
 export async function handler(event: MarkFailedEvent) {
   const table = requireEnv(ENV.controlTable);
   const target = failureTarget(event.state ?? {}, event.executionInput ?? {});
-  const out = await markFailed(target, table);
+  const out = await markFailed(target, table, process.env[ENV.dataBucket]);
   if (target.fleet && out.dataset && out.version && out.status === "FAILED") {
     await withdrawDirective(table, { fleet: target.fleet, dataset: out.dataset, version: out.version });
   }
