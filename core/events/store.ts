@@ -85,11 +85,9 @@ function transient(what: string, err: unknown): TransientError {
   );
 }
 
-/** Apply one event (two conditional writes). Throws TransientError on anything but a failed condition. */
-export async function applyEvent(e: FerryEvent, deps: StoreDeps): Promise<ApplyOutcome> {
+/** Record an event in its entity's history (conditional put). Returns false when it was recorded before. */
+export async function recordHistory(e: FerryEvent, deps: StoreDeps, h = contentDigest(e)): Promise<boolean> {
   const client = deps.client ?? eventsDynamo();
-  const h = contentDigest(e);
-  let duplicate = false;
   storeStats.writeRequests++;
   try {
     await client.send(
@@ -99,10 +97,20 @@ export async function applyEvent(e: FerryEvent, deps: StoreDeps): Promise<ApplyO
         ConditionExpression: "attribute_not_exists(pk)",
       }),
     );
+    return true;
   } catch (err) {
     if (!isConditionFailed(err)) throw transient(`history write for ${e.entity}/${e.id}`, err);
-    duplicate = true;
+    return false;
   }
+}
+
+/**
+ * Make the event the entity's latest unless a greater (time, id) is stored (conditional put: a max register).
+ * Re-writing the same event with the same content succeeds (idempotent repair after a crash). Returns whether it
+ * wrote.
+ */
+export async function updateLatest(e: FerryEvent, deps: StoreDeps, h = contentDigest(e)): Promise<boolean> {
+  const client = deps.client ?? eventsDynamo();
   storeStats.writeRequests++;
   try {
     await client.send(
@@ -114,11 +122,20 @@ export async function applyEvent(e: FerryEvent, deps: StoreDeps): Promise<ApplyO
         ExpressionAttributeValues: { ":t": { N: String(e.time) }, ":id": { S: e.id }, ":h": { S: h } },
       }),
     );
-    return duplicate ? "duplicate" : "applied";
+    return true;
   } catch (err) {
     if (!isConditionFailed(err)) throw transient(`latest write for ${e.entity}/${e.id}`, err);
-    return duplicate ? "duplicate" : "stale";
+    return false;
   }
+}
+
+/** Apply one event (two conditional writes). Throws TransientError on anything but a failed condition. */
+export async function applyEvent(e: FerryEvent, deps: StoreDeps): Promise<ApplyOutcome> {
+  const h = contentDigest(e);
+  const fresh = await recordHistory(e, deps, h);
+  // always attempt latest, also for a duplicate: an earlier attempt may have stopped between the two writes
+  const wrote = await updateLatest(e, deps, h);
+  return !fresh ? "duplicate" : wrote ? "applied" : "stale";
 }
 
 /** The stored state of one entity: latest and the newest `historyLimit` history entries, oldest first. */

@@ -14,7 +14,7 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { ENV, requireEnv } from "../../core/env.js";
-import { type ConsumeDeps, type ConsumeResult, consumeMessage } from "../../core/events/consume.js";
+import { BatchApplyPlan, type ConsumeDeps, type ConsumeResult, consumeMessage } from "../../core/events/consume.js";
 
 export interface ConsumeHandlerOptions extends Partial<ConsumeDeps> {
   /** called once per record with its outcome, or with `failed` when the record will be retried */
@@ -35,11 +35,21 @@ export function createConsumeHandler(opts: ConsumeHandlerOptions = {}) {
     const counts = { applied: 0, duplicate: 0, stale: 0, parked: 0, failed: 0 };
     let maxLagMs = 0;
     const now = Date.now();
+    const fifo = (event.Records[0]?.eventSourceARN ?? "").endsWith(".fifo");
+    // standard queues: records run concurrently and share one plan (one `latest` write per entity per batch);
+    // FIFO: records run one after another, each applied on its own
+    const plan = fifo
+      ? undefined
+      : new BatchApplyPlan(
+          event.Records.map((r) => ({ messageId: r.messageId, body: r.body })),
+          deps,
+        );
     const recordHandler = async (record: SQSRecord): Promise<void> => {
       const sent = Number(record.attributes?.SentTimestamp ?? now);
       maxLagMs = Math.max(maxLagMs, now - sent);
       try {
-        const r = await consumeMessage({ messageId: record.messageId, body: record.body }, deps);
+        const msg = { messageId: record.messageId, body: record.body };
+        const r = plan ? await plan.consume(msg) : await consumeMessage(msg, deps);
         counts[r.outcome]++;
         if (r.outcome === "parked")
           logger.warn("parked poison message", { messageId: record.messageId, reason: r.reason });
@@ -52,7 +62,6 @@ export function createConsumeHandler(opts: ConsumeHandlerOptions = {}) {
         throw err;
       }
     };
-    const fifo = (event.Records[0]?.eventSourceARN ?? "").endsWith(".fifo");
     // one processor per invocation: processors keep per-batch state, and the local event source may run
     // several invocations concurrently in one process
     const res = fifo
