@@ -137,8 +137,9 @@ export const LOCAL_SFN = {
 export const LOCAL_ESM = {
   /** pollers (= concurrent invocations) when ScalingConfig.MaximumConcurrency is absent (Lambda starts with 5) */
   defaultConcurrency: 5,
-  /** ReceiveMessage long-poll wait (Lambda uses 20 s; stop() aborts a waiting poll) */
-  receiveWaitSeconds: 20,
+  /** ReceiveMessage long-poll wait (Lambda uses 20 s). stop() waits for a running poll: an aborted one would live on
+   * in the emulator and swallow the next messages, so polls are kept short */
+  receiveWaitSeconds: 1,
   /** function timeout when the mapping's function declares none (Lambda's default is 3 s; ferry's consumers set 30) */
   functionTimeoutSeconds: 30,
 } as const;

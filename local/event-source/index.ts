@@ -54,7 +54,7 @@ export interface EventSourceMappingOptions {
   functionName?: string;
   /** called for each failed invocation (default: one line on stderr) */
   onInvocationError?: (err: unknown, event: SQSEvent) => void;
-  /** long-poll wait per ReceiveMessage (default LOCAL_ESM.receiveWaitSeconds) */
+  /** long-poll wait per ReceiveMessage (default LOCAL_ESM.receiveWaitSeconds); stop() waits for a running poll */
   receiveWaitSeconds?: number;
 }
 
@@ -85,7 +85,10 @@ export interface EventSourceStats {
 }
 
 export interface EventSourceMapping {
-  /** stops polling, releases held (not yet invoked) messages, waits for running invocations */
+  /**
+   * stops polling (a running long poll is waited for, up to receiveWaitSeconds), makes held (received, not yet
+   * invoked) messages visible again, waits for running invocations
+   */
   stop(): Promise<void>;
   stats(): EventSourceStats;
   /**
@@ -290,7 +293,9 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
           MessageSystemAttributeNames: ["All"],
           MessageAttributeNames: ["All"],
         }),
-        { abortSignal: abort.signal },
+        // no abortSignal: an aborted long poll stays alive inside the emulator (and SQS) and would take the messages
+        // that arrive (or that stop() releases) while nobody reads its answer. stop() waits for it instead: keep
+        // receiveWaitSeconds short.
       );
       const msgs = res.Messages ?? [];
       s.received += msgs.length;
@@ -457,7 +462,7 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
             Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })),
           }),
         )
-        .catch(() => {});
+        .catch(() => {}); // not released: the message comes back after its visibility timeout
     }
   };
 

@@ -295,6 +295,26 @@ describe("SQS → Lambda event source emulation", () => {
     expect(m.stats()).toMatchObject({ timeouts: 1, failedInvocations: 1, deleted: 1 });
   });
 
+  it("stop() hands back messages it holds for a batch that was not invoked yet", async () => {
+    const { url } = await makeQueue({ visibility: 60 });
+    await send(url, ["h-1", "h-2", "h-3"]);
+    let invoked = 0;
+    const m = startEventSourceMapping({
+      queueUrl: url,
+      batchSize: 100,
+      maximumBatchingWindowSeconds: 30,
+      handler: async () => {
+        invoked++;
+      },
+    });
+    for (let i = 0; i < 200 && m.stats().received < 3; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(m.stats().received).toBe(3);
+    await m.stop();
+    expect(invoked).toBe(0);
+    const back = await drainQueue(url);
+    expect(back.map((b) => b.body).sort()).toEqual(["h-1", "h-2", "h-3"]);
+  });
+
   it("options from a CloudFormation AWS::Lambda::EventSourceMapping", () => {
     expect(
       mappingOptionsFromCfn({
