@@ -81,6 +81,20 @@ export function parseShards(spec: string): number[] {
   return [...out].sort((x, y) => x - y);
 }
 
+/**
+ * Spread `shards` over `hosts` so every shard has `replicas` distinct owners (replicas ≤ hosts): shard s goes to hosts
+ * s, s+1, … (mod hosts). E.g. 3 hosts, 8 shards, 2 replicas → [[0,2,3,5,6],[0,1,3,4,6,7],[1,2,4,5,7]].
+ */
+export function assignShards(hosts: number, shards: number, replicas: number): number[][] {
+  if (hosts < 1 || shards < 1 || replicas < 1) throw new ConfigError("hosts, shards and replicas must be at least 1");
+  if (replicas > hosts) {
+    throw new ConfigError(`${replicas} replicas need at least ${replicas} hosts (got ${hosts})`, { field: "replicas" });
+  }
+  const out: number[][] = Array.from({ length: hosts }, () => []);
+  for (let s = 0; s < shards; s++) for (let r = 0; r < replicas; r++) out[(s + r) % hosts].push(s);
+  return out.map((l) => l.sort((a, b) => a - b));
+}
+
 async function startInProcess(o: HostOptions): Promise<HostHandle> {
   const backend = openBackend(o.store);
   const table = o.table ?? requireEnv(ENV.controlTable);
