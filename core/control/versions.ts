@@ -194,6 +194,17 @@ export async function transitionVersion(
   const values: Record<string, unknown> = { ":to": to, ":now": now };
   const sets = ["#s = :to", "updatedAt = :now", "#t.#to = :now"];
   const preds = allowedPredecessors(to);
+  if (preds.length === 0) {
+    // nothing precedes PLANNED: only registerVersion/replanFailedVersion write it
+    const cur = await getVersion(table, dataset, version);
+    if (cur?.status === to) return cur;
+    throw new ConflictError(`version ${dataset}/${version} cannot move from ${cur?.status ?? "nowhere"} to ${to}`, {
+      dataset,
+      version,
+      from: cur?.status,
+      to,
+    });
+  }
   preds.forEach((p, i) => {
     values[`:p${i}`] = p;
   });
