@@ -25,7 +25,7 @@ async function makeQueue(opts: { fifo?: boolean; maxReceiveCount?: number; visib
       QueueName: uniq("esm-q") + suffix,
       Attributes: {
         ...fifoAttrs,
-        VisibilityTimeout: String(opts.visibility ?? 1),
+        VisibilityTimeout: String(opts.visibility ?? 2), // > a batch round trip even on a loaded machine
         RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: opts.maxReceiveCount ?? 3 }),
       },
     }),
