@@ -52,7 +52,7 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 
-describe("ferry host / get / rollback", () => {
+describe("ferry host / get / rollback", { timeout: 180_000 }, () => {
   it("serves, routes gets, rolls back, stops on SIGTERM", async () => {
     const fleet = uniq("fleet");
     const dataset = uniq("ds");

@@ -55,7 +55,7 @@ function listParts(dir: string): string[] {
   return out;
 }
 
-describe("hosts as child processes", () => {
+describe("hosts as child processes", { timeout: 180_000 }, () => {
   const fleet = uniq("fleet");
   const dataset = uniq("ds");
   const dataDir = mkdtempSync(join(tmpdir(), "ferry-host-"));

@@ -64,7 +64,7 @@ async function loadAndCutover(s: SignalOutput) {
   return cutoverStep(table, s);
 }
 
-describe.each(stores)("hosts with the %s store", (store) => {
+describe.each(stores)("hosts with the %s store", { timeout: 180_000 }, (store) => {
   it("load → coverage → cutover → reads switch; rollback; cleanup drops old versions", async () => {
     const fleet = uniq("fleet");
     const dataset = uniq("ds");
