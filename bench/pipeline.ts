@@ -1,0 +1,261 @@
+/**
+ * bench pipeline: generate ~1 GB of JSONL (~8 M records; `--mb N` for smaller runs), upload it to the local stack,
+ * run the synthesized bulk-load state machine plan → publish (→ activate) with the real handlers, and report:
+ *
+ *   inputMb, seconds (wall time of the execution), mbPerSec, phases (per-state seconds),
+ *   ferryCpuSec (CPU of this process during the execution: handlers + runner + SDK), emulatorCpuSec (the s3rver /
+ *   dynalite / fauxqs child processes, from /proc/<pid>/stat), mbPerSecPerCore = inputMb ÷ ferryCpuSec,
+ *   and per task type (one partition task and one build task re-run alone in a child process): peak RSS, CPU s,
+ *   MB/s per core of that task.
+ *
+ * Baseline measured in the same run: reading + JSON.parse of the same input in this process (the floor any JSONL
+ * pipeline pays), reported as `baselineParseMbPerSecPerCore` and `ratioToParse`.
+ *
+ * Options: --mb N (default 1024), --shards N (default 8), --keep (leave the generated file), --json (no-op: the
+ * last line is always the JSON object).
+ */
+import { spawn } from "node:child_process";
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..");
+
+function arg(args: string[], name: string, def?: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+}
+
+const CLK_TCK = 100;
+/** user+system CPU seconds of a process from /proc/<pid>/stat (0 when it is gone) */
+function procCpuSec(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    // fields after the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Deterministic JSONL: ~128 bytes a record, unique keys (shuffled order). */
+async function generate(file: string, mb: number): Promise<{ records: number; bytes: number }> {
+  const target = mb * 1e6;
+  const out = createWriteStream(file);
+  let bytes = 0;
+  let records = 0;
+  let s = 0x9e3779b9;
+  const rnd = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+  const parts: string[] = [];
+  while (bytes < target) {
+    const id = `p${(Math.imul(records, 2654435761) >>> 0).toString(36)}-${records.toString(36)}`;
+    const line = `{"profile_id":"${id}","country":"${["US", "BR", "IN", "DE", "JP"][rnd() % 5]}","score":${rnd() % 100000},"title":"t${rnd().toString(36)}","watched":${rnd() % 5000},"tags":"${rnd().toString(36)}${rnd().toString(36)}"}\n`;
+    parts.push(line);
+    bytes += line.length;
+    records++;
+    if (parts.length >= 4096) {
+      if (!out.write(parts.join(""))) await new Promise<void>((r) => out.once("drain", () => r()));
+      parts.length = 0;
+    }
+  }
+  out.write(parts.join(""));
+  await new Promise<void>((r, j) => out.end((e?: Error) => (e ? j(e) : r())));
+  return { records, bytes };
+}
+
+/** The baseline: read the file and JSON.parse every line, in this process. */
+async function parseBaseline(file: string, limitBytes: number): Promise<{ mb: number; cpuSec: number }> {
+  const c0 = process.cpuUsage();
+  let bytes = 0;
+  const rl = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of rl) {
+    JSON.parse(line);
+    bytes += line.length + 1;
+    if (bytes >= limitBytes) break;
+  }
+  rl.close();
+  const c = process.cpuUsage(c0);
+  return { mb: bytes / 1e6, cpuSec: (c.user + c.system) / 1e6 };
+}
+
+/** Child mode: run one partition or build task alone and report its peak RSS and CPU. */
+async function runTask(args: string[]): Promise<Record<string, unknown>> {
+  const kind = arg(args, "task") as "partition" | "build";
+  const dataBucket = arg(args, "bucket") as string;
+  const planKey = arg(args, "plan") as string;
+  const { loadPlan } = await import("../core/pipeline/plan.js");
+  const plan = await loadPlan(dataBucket, planKey);
+  const c0 = process.cpuUsage();
+  const t0 = Date.now();
+  let mb = 0;
+  if (kind === "partition") {
+    const { getJsonl } = await import("../core/manifest/s3.js");
+    const { partitionChunk } = await import("../core/pipeline/partition.js");
+    const { stagingKeys } = await import("../core/pipeline/plan.js");
+    const chunks = await getJsonl<import("../core/pipeline/types.js").Chunk>(
+      dataBucket,
+      stagingKeys(plan.request.dataset, plan.request.version).chunks,
+    );
+    const chunk = chunks[0];
+    await partitionChunk({ plan, chunk, dataBucket });
+    mb = ((chunk.end ?? chunk.size) - (chunk.start ?? 0)) / 1e6;
+  } else {
+    const { getJson } = await import("../core/manifest/s3.js");
+    const { buildBucket } = await import("../core/pipeline/build.js");
+    const { stagingKeys } = await import("../core/pipeline/plan.js");
+    const k = stagingKeys(plan.request.dataset, plan.request.version);
+    const { runKeys } = await getJson<{ runKeys: string[] }>(dataBucket, k.runs);
+    const bucket = plan.buckets[0];
+    const r = await buildBucket({ plan, bucket, runKeys, dataBucket });
+    mb = r.files.reduce((s, f) => s + f.bytes, 0) / 1e6;
+  }
+  const c = process.cpuUsage(c0);
+  const status = readFileSync("/proc/self/status", "utf8");
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  return {
+    task: kind,
+    mb,
+    cpuSec: (c.user + c.system) / 1e6,
+    wallSec: (Date.now() - t0) / 1000,
+    peakRssMb: Math.round(hwm),
+  };
+}
+
+function childTask(
+  kind: string,
+  bucket: string,
+  plan: string,
+  env: Record<string, string>,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(here, "run.ts"), "pipeline", "--task", kind, "--bucket", bucket, "--plan", plan],
+      {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let out = "";
+    p.stdout.on("data", (d) => {
+      out += d;
+    });
+    p.on("error", reject);
+    p.on("close", (code) => {
+      const last = out.trim().split("\n").pop() ?? "";
+      if (code !== 0) return reject(new Error(`${kind} task child exited ${code}`));
+      resolve(JSON.parse(last));
+    });
+  });
+}
+
+export async function run(args: string[]): Promise<Record<string, unknown>> {
+  if (arg(args, "task")) return runTask(args);
+  const mb = Number(arg(args, "mb", "1024"));
+  const shards = Number(arg(args, "shards", "8"));
+  const log = (l: string) => process.stderr.write(`${l}\n`);
+  const dir = path.join(root, ".ferry", "bench");
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `pipeline-${mb}mb.jsonl`);
+  let gen: { records: number; bytes: number };
+  if (existsSync(file) && Math.abs(statSync(file).size - mb * 1e6) < 1e6) {
+    gen = { records: -1, bytes: statSync(file).size };
+    log(`reusing ${file} (${(gen.bytes / 1e6).toFixed(0)} MB)`);
+  } else {
+    const t = Date.now();
+    gen = await generate(file, mb);
+    log(
+      `generated ${gen.records.toLocaleString("en-US")} records, ${(gen.bytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
+  }
+  const inputMb = gen.bytes / 1e6;
+
+  const baseline = await parseBaseline(file, Math.min(gen.bytes, 256e6));
+  const baselineParseMbPerSecPerCore = baseline.mb / baseline.cpuSec;
+  log(
+    `baseline: read + JSON.parse ${baseline.mb.toFixed(0)} MB at ${baselineParseMbPerSecPerCore.toFixed(1)} MB/s per core`,
+  );
+
+  const { withLocalStack } = await import("../local/stack/index.js");
+  const { localDeployment, runLoad } = await import("../cli/commands/load.js");
+  const { Upload } = await import("@aws-sdk/lib-storage");
+  const { s3 } = await import("../core/aws/clients.js");
+
+  return withLocalStack(async (stack) => {
+    const deployment = await localDeployment();
+    const dataBucket = process.env.FERRY_DATA_BUCKET as string;
+    const version = `b${Date.now().toString(36)}`;
+    const key = `input/bench/${version}/data.jsonl`;
+    let t = Date.now();
+    await new Upload({
+      client: s3(),
+      params: { Bucket: dataBucket, Key: key, Body: createReadStream(file) },
+      partSize: 16 * 1024 * 1024,
+      queueSize: 4,
+    }).done();
+    log(`uploaded in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+    const emuPids = Object.values(stack.emulators).map((e) => e.pid);
+    const emu0 = emuPids.reduce((s, p) => s + procCpuSec(p), 0);
+    const cpu0 = process.cpuUsage();
+    t = Date.now();
+    const summary = await runLoad({
+      dataset: "bench",
+      version,
+      input: `s3://${dataBucket}/${key}`,
+      format: "jsonl",
+      key: ["profile_id"],
+      shards,
+      deployment,
+      progress: log,
+    });
+    const seconds = (Date.now() - t) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const ferryCpuSec = (cpu.user + cpu.system) / 1e6;
+    const emulatorCpuSec = emuPids.reduce((s, p) => s + procCpuSec(p), 0) - emu0;
+    log(
+      `load: ${summary.status}, ${summary.records.toLocaleString("en-US")} records, ${summary.files} SST files in ${seconds.toFixed(1)} s`,
+    );
+
+    const planKey = `staging/bench/${version}/plan.json`;
+    const partition = await childTask("partition", dataBucket, planKey, stack.env);
+    const build = await childTask("build", dataBucket, planKey, stack.env);
+
+    if (!args.includes("--keep")) rmSync(file, { force: true });
+    const round = (x: number) => Math.round(x * 100) / 100;
+    return {
+      bench: "pipeline",
+      inputMb: round(inputMb),
+      records: summary.records,
+      files: summary.files,
+      sstMb: round(summary.bytes / 1e6),
+      shards,
+      seconds: round(seconds),
+      mbPerSec: round(inputMb / seconds),
+      mbPerSecPerCore: round(inputMb / ferryCpuSec),
+      ferryCpuSec: round(ferryCpuSec),
+      emulatorCpuSec: round(emulatorCpuSec),
+      phases: summary.phases,
+      partitionTask: {
+        ...partition,
+        mbPerSecPerCore: round(Number(partition.mb) / Number(partition.cpuSec)),
+      },
+      buildTask: { ...build, sstMbPerSecPerCore: round(Number(build.mb) / Number(build.cpuSec)) },
+      baselineParseMbPerSecPerCore: round(baselineParseMbPerSecPerCore),
+      ratioToParse: round(inputMb / ferryCpuSec / baselineParseMbPerSecPerCore),
+      cores: os.cpus().length,
+    };
+  });
+}
