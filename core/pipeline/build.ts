@@ -15,14 +15,14 @@ import { versionPrefix } from "../manifest/schema.js";
 import { printableKey } from "../records/key.js";
 import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
-import { kWayMerge } from "../shuffle/merge.js";
+import { kWayMergeBatches } from "../shuffle/merge.js";
 import {
   compareRunRecords,
   type RunMeta,
   type RunRecord,
   readRunEntry,
   readRunMeta,
-  readSegment,
+  readSegmentBatches,
 } from "../shuffle/run.js";
 import { shardOf } from "../shuffle/shard.js";
 import { readVarint, varintLength, writeVarint } from "../shuffle/varint.js";
@@ -98,15 +98,15 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     mergeRounds: 0,
   };
   try {
-    let sources: AsyncIterable<RunRecord>[] = withData.map((r) => readSegment(r.reader, r.entry, r.run));
+    let sources: AsyncIterable<RunRecord[]>[] = withData.map((r) => readSegmentBatches(r.reader, r.entry, r.run));
     // extra merge rounds to local files while there are more sources than the fan-in
     while (sources.length > fanIn) {
       tmp ??= mkdtempSync(join(args.tmpDir ?? tmpdir(), "ferry-merge-"));
       mergeRounds++;
-      const next: AsyncIterable<RunRecord>[] = [];
+      const next: AsyncIterable<RunRecord[]>[] = [];
       for (let g = 0; g < sources.length; g += fanIn) {
         const path = join(tmp, `round${mergeRounds}-${g / fanIn}`);
-        await writeTmpRun(path, kWayMerge(sources.slice(g, g + fanIn), compareRunRecords));
+        await writeTmpRun(path, kWayMergeBatches(sources.slice(g, g + fanIn), compareRunRecords));
         next.push(readTmpRun(path));
       }
       sources = next;
@@ -137,7 +137,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     let pending: RunRecord | undefined;
     const policy = req.duplicates;
 
-    const emit = async (r: RunRecord) => {
+    const emit = (r: RunRecord): void | Promise<void> => {
       if (
         (lower && Buffer.compare(r.key, lower) < 0) ||
         (upper && Buffer.compare(r.key, upper) >= 0) ||
@@ -150,31 +150,36 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
           },
         );
       }
-      const p = writer.add(r.key, r.value);
-      if (p) await p;
+      return writer.add(r.key, r.value);
     };
 
     try {
-      for await (const r of kWayMerge(sources, compareRunRecords)) {
-        result.recordsIn++;
-        if (pending && Buffer.compare(pending.key, r.key) === 0) {
-          result.duplicates++;
-          if (policy === "error") {
-            if (!group) {
-              group = [{ run: pending.run, line: pending.line }];
-              dupExamples.push({ key: pending.key, origins: group });
-            }
-            if (group.length < 3) group.push({ run: r.run, line: r.line });
-          } else if (policy === "last") pending = r;
-          continue;
+      merge: for await (const batch of kWayMergeBatches(sources, compareRunRecords)) {
+        for (const r of batch) {
+          result.recordsIn++;
+          if (pending && Buffer.compare(pending.key, r.key) === 0) {
+            result.duplicates++;
+            if (policy === "error") {
+              if (!group) {
+                group = [{ run: pending.run, line: pending.line }];
+                dupExamples.push({ key: pending.key, origins: group });
+              }
+              if (group.length < 3) group.push({ run: r.run, line: r.line });
+            } else if (policy === "last") pending = r;
+            continue;
+          }
+          group = undefined;
+          if (dupExamples.length >= PIPELINE.maxExamples) break merge;
+          if (pending && dupExamples.length === 0) {
+            const p = emit(pending);
+            if (p) await p;
+          }
+          pending = r;
         }
-        group = undefined;
-        if (dupExamples.length >= PIPELINE.maxExamples) break;
-        if (pending && dupExamples.length === 0) await emit(pending);
-        pending = r;
       }
       if (dupExamples.length > 0) throw await duplicateError(dupExamples, readers, bucket);
       if (pending) await emit(pending);
+
       if (result.recordsIn !== recordsExpected) {
         throw new CorruptionError(
           `bucket ${bucket.id}: read ${result.recordsIn} records, the run indexes say ${recordsExpected}`,
@@ -239,7 +244,7 @@ async function duplicateError(
 
 // ---- temporary runs for extra merge rounds: varint keyLen | key | varint valueLen | value | varint line | varint run
 
-async function writeTmpRun(path: string, records: AsyncIterable<RunRecord>): Promise<void> {
+async function writeTmpRun(path: string, batches: AsyncIterable<RunRecord[]>): Promise<void> {
   const fd = openSync(path, "w");
   try {
     let buf = Buffer.allocUnsafe(1 << 20);
@@ -249,37 +254,39 @@ async function writeTmpRun(path: string, records: AsyncIterable<RunRecord>): Pro
       while (w < o) w += writeSync(fd, buf, w, o - w);
       o = 0;
     };
-    for await (const r of records) {
-      const need =
-        varintLength(r.key.length) +
-        r.key.length +
-        varintLength(r.value.length) +
-        r.value.length +
-        varintLength(r.line) +
-        varintLength(r.run);
-      if (need > buf.length - o) flush();
-      if (need > buf.length) buf = Buffer.allocUnsafe(need);
-      o = writeVarint(buf, o, r.key.length);
-      buf.set(r.key, o);
-      o += r.key.length;
-      o = writeVarint(buf, o, r.value.length);
-      buf.set(r.value, o);
-      o += r.value.length;
-      o = writeVarint(buf, o, r.line);
-      o = writeVarint(buf, o, r.run);
-    }
+    for await (const batch of batches)
+      for (const r of batch) {
+        const need =
+          varintLength(r.key.length) +
+          r.key.length +
+          varintLength(r.value.length) +
+          r.value.length +
+          varintLength(r.line) +
+          varintLength(r.run);
+        if (need > buf.length - o) flush();
+        if (need > buf.length) buf = Buffer.allocUnsafe(need);
+        o = writeVarint(buf, o, r.key.length);
+        buf.set(r.key, o);
+        o += r.key.length;
+        o = writeVarint(buf, o, r.value.length);
+        buf.set(r.value, o);
+        o += r.value.length;
+        o = writeVarint(buf, o, r.line);
+        o = writeVarint(buf, o, r.run);
+      }
     flush();
   } finally {
     closeSync(fd);
   }
 }
 
-async function* readTmpRun(path: string): AsyncIterable<RunRecord> {
+async function* readTmpRun(path: string): AsyncIterable<RunRecord[]> {
   let buf: Buffer = Buffer.alloc(0);
   let pos = 0;
   for await (const p of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : p;
     pos = 0;
+    const batch: RunRecord[] = [];
     for (;;) {
       const kl = readVarint(buf, pos, buf.length);
       if (!kl || kl[1] + kl[0] > buf.length) break;
@@ -292,8 +299,9 @@ async function* readTmpRun(path: string): AsyncIterable<RunRecord> {
       const rn = readVarint(buf, ln[1], buf.length);
       if (!rn) break;
       pos = rn[1];
-      yield { key: buf.subarray(kl[1], ke), value: buf.subarray(vl[1], ve), line: ln[0], run: rn[0] };
+      batch.push({ key: buf.subarray(kl[1], ke), value: buf.subarray(vl[1], ve), line: ln[0], run: rn[0] });
     }
+    if (batch.length > 0) yield batch;
   }
   if (pos < buf.length) throw new CorruptionError(`${path}: temporary run ends inside a record`, { file: path });
 }

@@ -1,6 +1,6 @@
 /** core/shuffle: sharding, run objects (sorted per-bucket segments), k-way merge. See docs/data-plane.md. */
 export { murmur3_32, SHARD_HASH, shardOf } from "./shard.js";
-export { compareBytes, kWayMerge } from "./merge.js";
+export { compareBytes, kWayMerge, kWayMergeBatches } from "./merge.js";
 export {
   compareRunRecords,
   decodeHeader,
@@ -20,6 +20,8 @@ export {
   readRunIndex,
   readRunMeta,
   readSegment,
+  readSegmentBatches,
+  parseRecordBatches,
 } from "./run.js";
 export { memorySinks, type OpenSink, openS3Sink } from "./io.js";
 export { readVarint, varintLength, writeVarint } from "./varint.js";

@@ -66,3 +66,87 @@ export async function* kWayMerge<T>(
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);
 }
+
+/**
+ * The batched form of kWayMerge: sources yield arrays of sorted items, the merge yields arrays of up to `outBatch`
+ * items. Only an exhausted batch costs an await, so per-item overhead is a heap step, not a promise.
+ */
+export async function* kWayMergeBatches<T>(
+  sources: ReadonlyArray<AsyncIterable<T[]>>,
+  compare: (a: T, b: T) => number,
+  outBatch = 1024,
+): AsyncIterable<T[]> {
+  const iters = sources.map((s) => s[Symbol.asyncIterator]());
+  const batches: T[][] = [];
+  const pos: number[] = [];
+  const heap: number[] = [];
+  const less = (i: number, j: number): boolean => {
+    const c = compare(batches[i][pos[i]], batches[j][pos[j]]);
+    return c < 0 || (c === 0 && i < j);
+  };
+  const up = (k: number) => {
+    while (k > 0) {
+      const p = (k - 1) >> 1;
+      if (!less(heap[k], heap[p])) break;
+      [heap[k], heap[p]] = [heap[p], heap[k]];
+      k = p;
+    }
+  };
+  const down = (k: number) => {
+    const n = heap.length;
+    for (;;) {
+      const l = 2 * k + 1;
+      if (l >= n) break;
+      let m = l;
+      if (l + 1 < n && less(heap[l + 1], heap[l])) m = l + 1;
+      if (!less(heap[m], heap[k])) break;
+      [heap[k], heap[m]] = [heap[m], heap[k]];
+      k = m;
+    }
+  };
+  /** next non-empty batch of source i, or undefined when it is done */
+  const refill = async (i: number): Promise<boolean> => {
+    for (;;) {
+      const r = await iters[i].next();
+      if (r.done) return false;
+      if (r.value.length > 0) {
+        batches[i] = r.value;
+        pos[i] = 0;
+        return true;
+      }
+    }
+  };
+  try {
+    const ok = await Promise.all(iters.map((_, i) => refill(i)));
+    ok.forEach((has, i) => {
+      if (has) {
+        heap.push(i);
+        up(heap.length - 1);
+      }
+    });
+    let out: T[] = [];
+    while (heap.length > 0) {
+      const i = heap[0];
+      out.push(batches[i][pos[i]]);
+      if (out.length >= outBatch) {
+        yield out;
+        out = [];
+      }
+      if (++pos[i] < batches[i].length) {
+        if (heap.length > 1) down(0);
+        continue;
+      }
+      if (await refill(i)) down(0);
+      else {
+        const last = heap.pop() as number;
+        if (heap.length > 0) {
+          heap[0] = last;
+          down(0);
+        }
+      }
+    }
+    if (out.length > 0) yield out;
+  } finally {
+    await Promise.all(iters.map((it) => it.return?.()));
+  }
+}

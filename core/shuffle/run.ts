@@ -397,40 +397,56 @@ async function* rawRecords(pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Arr
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
-/** Parses a stream of segment record bytes. Yields keys/values as copies safe to keep. */
+/** Parses a stream of segment record bytes into batches (one per piece). Keys/values are views safe to keep. */
+export async function* parseRecordBatches(
+  pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  name: string,
+  run: number,
+  withRaw = false,
+): AsyncIterable<Array<RunRecord & { raw?: Uint8Array }>> {
+  let buf: Buffer = Buffer.alloc(0);
+  let pos = 0;
+  for await (const p of pieces) {
+    // the previous buffer is never written again: records handed out stay valid
+    buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : Buffer.from(p.buffer, p.byteOffset, p.length);
+    pos = 0;
+    const batch: Array<RunRecord & { raw?: Uint8Array }> = [];
+    const end = buf.length;
+    for (;;) {
+      const start = pos;
+      const kl = readVarint(buf, pos, end);
+      if (!kl) break;
+      const ke = kl[1] + kl[0];
+      if (ke > end) break;
+      const vl = readVarint(buf, ke, end);
+      if (!vl) break;
+      const ve = vl[1] + vl[0];
+      if (ve > end) break;
+      const ln = readVarint(buf, ve, end);
+      if (!ln) break;
+      pos = ln[1];
+      const rec: RunRecord & { raw?: Uint8Array } = {
+        key: buf.subarray(kl[1], ke),
+        value: buf.subarray(vl[1], ve),
+        line: ln[0],
+        run,
+      };
+      if (withRaw) rec.raw = buf.subarray(start, pos);
+      batch.push(rec);
+    }
+    if (batch.length > 0) yield batch;
+  }
+  if (pos < buf.length) throw new CorruptionError(`${name}: segment ends inside a record`, { file: name });
+}
+
+/** Parses a stream of segment record bytes, one record at a time, with each record's raw bytes. */
 export async function* parseRecords(
   pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   name: string,
   run: number,
 ): AsyncIterable<RunRecord & { raw: Uint8Array }> {
-  let buf: Buffer = Buffer.alloc(0);
-  let pos = 0;
-  for await (const p of pieces) {
-    buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : Buffer.from(p.buffer, p.byteOffset, p.length);
-    pos = 0;
-    for (;;) {
-      const start = pos;
-      const kl = readVarint(buf, pos, buf.length);
-      if (!kl) break;
-      const ke = kl[1] + kl[0];
-      if (ke > buf.length) break;
-      const vl = readVarint(buf, ke, buf.length);
-      if (!vl) break;
-      const ve = vl[1] + vl[0];
-      if (ve > buf.length) break;
-      const ln = readVarint(buf, ve, buf.length);
-      if (!ln) break;
-      pos = ln[1];
-      yield {
-        key: buf.subarray(kl[1], ke),
-        value: buf.subarray(vl[1], ve),
-        line: ln[0],
-        run,
-        raw: buf.subarray(start, pos),
-      };
-    }
-  }
-  if (pos < buf.length) throw new CorruptionError(`${name}: segment ends inside a record`, { file: name });
+  for await (const batch of parseRecordBatches(pieces, name, run, true))
+    yield* batch as Array<RunRecord & { raw: Uint8Array }>;
 }
 
 /** Reads a run's header and full index (and meta). */
@@ -481,11 +497,15 @@ export async function readRunMeta(reader: ObjectReader): Promise<RunMeta> {
 }
 
 /**
- * Streams one segment's records (the reader's stream() reads it in windows of ranged GETs, consumed lazily: memory per
- * open segment stays small; build opens runs with PIPELINE.segmentReadBytes windows) and verifies its checksum and
- * record count at the end. `run` is the run's chunk index.
+ * Streams one segment's records in batches (the reader's stream() reads it in windows of ranged GETs, consumed
+ * lazily: memory per open segment stays small; build opens runs with PIPELINE.segmentReadBytes windows) and verifies
+ * its checksum and record count at the end. `run` is the run's chunk index.
  */
-export async function* readSegment(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<RunRecord> {
+export async function* readSegmentBatches(
+  reader: ObjectReader,
+  entry: RunEntry,
+  run: number,
+): AsyncIterable<RunRecord[]> {
   if (entry.length === 0) return;
   if (entry.length < 4)
     throw new CorruptionError(`${reader.url}: segment shorter than its checksum`, { file: reader.url });
@@ -498,9 +518,9 @@ export async function* readSegment(reader: ObjectReader, entry: RunEntry, run: n
     }
   }
   let n = 0;
-  for await (const r of parseRecords(pieces(), reader.url, run)) {
-    n++;
-    yield { key: r.key, value: r.value, line: r.line, run: r.run };
+  for await (const batch of parseRecordBatches(pieces(), reader.url, run)) {
+    n += batch.length;
+    yield batch;
   }
   const tail = Buffer.from(await reader.read(dataEnd, dataEnd + 4));
   if (tail.length !== 4 || tail.readUInt32LE(0) !== crc >>> 0) {
@@ -515,4 +535,9 @@ export async function* readSegment(reader: ObjectReader, entry: RunEntry, run: n
       offset: entry.offset,
     });
   }
+}
+
+/** readSegmentBatches one record at a time. */
+export async function* readSegment(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<RunRecord> {
+  for await (const batch of readSegmentBatches(reader, entry, run)) yield* batch;
 }
