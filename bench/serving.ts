@@ -32,7 +32,7 @@ import { SstFileSetWriter } from "../core/sst/index.js";
 import { applyEnv, startLocalStack } from "../local/stack/index.js";
 import { createKvServer, StaticResolver } from "../host/server/index.js";
 import { openBackend, RocksDb } from "../host/store/index.js";
-import type { RocksVersionStore } from "../host/store/rocksdb.js";
+import { RocksVersionStore } from "../host/store/rocksdb.js";
 import type { BackendName, VersionStore } from "../host/store/types.js";
 
 const SELF = fileURLToPath(import.meta.url);
@@ -282,7 +282,7 @@ async function putLoad(
   const t1 = performance.now();
   await db.flush();
   const t2 = performance.now();
-  await db.waitForCompactions({ pollMs: 100, stableChecks: 5 });
+  await db.waitForCompactions({ pollMs: 100, stableChecks: 5, timeoutMs: 1_800_000 });
   const t3 = performance.now();
   return { writeSec: r3((t1 - t0) / 1000), flushSec: r3((t2 - t1) / 1000), settleSec: r3((t3 - t2) / 1000) };
 }
@@ -392,14 +392,16 @@ class Reader {
   }
   private ask(msg: object, reply: string): Promise<{ stats?: LatencyStats }> {
     return new Promise((res, rej) => {
+      const onExit = (c: number | null) => rej(new Error(`reader exited (${c})`));
       const on = (m: { cmd: string; stats?: LatencyStats }) => {
         if (m.cmd === reply) {
           this.child.off("message", on);
+          this.child.off("exit", onExit);
           res(m);
         }
       };
       this.child.on("message", on);
-      this.child.once("exit", (c) => rej(new Error(`reader exited (${c})`)));
+      this.child.once("exit", onExit);
       this.child.send(msg);
     });
   }
@@ -572,9 +574,10 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
 
     log(`idle reads, then reads while the PUT path loads ${putLatencyRecords} records into the store being read`);
     const put2Dir = join(root, "put2");
-    const putStore = (await openBackend("rocksdb").open(put2Dir, DATASET, "put")) as RocksVersionStore;
+    // an online store: the same RocksDb options as the PUT cost run (auto compactions on), served like a version
+    const db2 = await RocksDb.open(put2Dir);
+    const putStore = new RocksVersionStore(DATASET, "put", put2Dir, db2);
     stores.push(putStore);
-    const db2 = putStore.rocks;
     const idleBeforePut = await idlePhase();
     resolver.setActive(DATASET, { version: "put", shards: [0], shardCount: 1, store: putStore });
     await reader.take();

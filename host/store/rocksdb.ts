@@ -308,7 +308,10 @@ export class RocksDb {
     );
   }
 
-  /** Polls until backgroundIdle() holds `stableChecks` times in a row. Returns the wait in ms. */
+  /**
+   * Polls until backgroundIdle() holds `stableChecks` times in a row. Returns the wait in ms. With auto compactions
+   * disabled (version stores) "compaction-pending" can stay set forever: pass a timeout.
+   */
   async waitForCompactions(o: { pollMs?: number; timeoutMs?: number; stableChecks?: number } = {}): Promise<number> {
     const t0 = Date.now();
     const pollMs = o.pollMs ?? 50;
@@ -372,7 +375,7 @@ export class RocksDb {
 }
 
 /** A dataset version in its own RocksDB directory. */
-class RocksVersionStore implements VersionStore {
+export class RocksVersionStore implements VersionStore {
   readonly backend = "rocksdb" as const;
   private gets = 0;
   private misses = 0;
@@ -481,5 +484,3 @@ export const rocksdbBackend: StoreBackend = {
     return new RocksVersionStore(dataset, version, abs, db);
   },
 };
-
-export type { RocksVersionStore };
