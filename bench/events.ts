@@ -18,7 +18,8 @@ import {
   startLocalAccept,
   startLocalConsumer,
 } from "../cli/commands/events.js";
-import { sqs } from "../core/aws/clients.js";
+import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { dynamoRaw, sqs } from "../core/aws/clients.js";
 import { expectedStates, serializeEvent } from "../core/events/model.js";
 import { ensureEventsQueues, ensureEventsResources } from "../core/events/resources.js";
 import { getEntityState, storeStats } from "../core/events/store.js";
@@ -81,6 +82,28 @@ async function rawSqsRate(client: SQSClient, queueUrl: string, n: number, bytes:
   return { msgsPerSec: n / totalSec, sendSec, totalSec, received: got };
 }
 
+/** The DynamoDB emulator's raw rate of single conditional PutItems (what the consumer issues) at `concurrency`. */
+async function rawDynamoRate(table: string, n: number, concurrency: number) {
+  const client = dynamoRaw();
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        await client.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: { pk: { S: `raw-${i % 100}` }, sk: { S: `s${i}` }, p: { S: "x".repeat(100) } },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+      }
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
+
 export async function run(args: string[]): Promise<Record<string, unknown>> {
   const n = arg(args, "events", 2000);
   const entities = arg(args, "entities", Math.max(1, Math.ceil(n / 10)));
@@ -103,6 +126,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
 
     // ferry: accept → queue → consume → table
     const res = await ensureEventsResources(name);
+    const ddbWritesPerSec = await rawDynamoRate(res.table, Math.min(1000, n), 32);
+    log(`baseline: ${ddbWritesPerSec.toFixed(0)} conditional PutItem/s on the DynamoDB emulator`);
     const target = {
       ...res,
       esm: {
@@ -150,6 +175,11 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       emulatorMsgsPerSec: Math.round(base.msgsPerSec),
       ratio: Math.round((eventsPerSec / base.msgsPerSec) * 100) / 100,
       writesPerEvent: Math.round((writes / n) * 100) / 100,
+      // the emulators' own bound for the same work: each event costs one SQS round trip (send, receive, delete)
+      // plus writesPerEvent conditional PutItems
+      emulatorDynamoWritesPerSec: Math.round(ddbWritesPerSec),
+      emulatorBoundEventsPerSec: Math.round(1 / (1 / base.msgsPerSec + writes / n / ddbWritesPerSec)),
+      ratioVsEmulatorBound: Math.round(eventsPerSec * (1 / base.msgsPerSec + writes / n / ddbWritesPerSec) * 100) / 100,
       acceptP50Ms: Math.round(percentile(sent.latenciesMs, 50) * 10) / 10,
       acceptP99Ms: Math.round(percentile(sent.latenciesMs, 99) * 10) / 10,
       eventsPerAcceptRequest: chunk,

@@ -136,7 +136,15 @@ export async function startLocalAccept(queueUrl: string, port?: number): Promise
   process.env[ENV.eventsQueueUrl] = queueUrl;
   const { handler } = await import("../../functions/events/accept.js");
   const { startFunctionUrlServer } = await import("../../local/function-url/server.js");
-  const srv = await startFunctionUrlServer({ handler, port });
+  // the handler reads its queue from the environment (as on Lambda): set it per request, so several local
+  // endpoints for different queues can coexist in one process
+  const srv = await startFunctionUrlServer({
+    handler: (event) => {
+      process.env[ENV.eventsQueueUrl] = queueUrl;
+      return handler(event);
+    },
+    port,
+  });
   return { url: srv.url, close: () => srv.close() };
 }
 
