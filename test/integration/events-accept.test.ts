@@ -18,7 +18,10 @@ afterAll(async () => accept?.close());
 
 const post = async (body: string | Uint8Array, headers: Record<string, string> = {}, method = "POST") => {
   const res = await fetch(accept.url, { method, body: method === "GET" ? undefined : body, headers });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> & { results: any[] } };
+  return {
+    status: res.status,
+    json: (await res.json()) as Record<string, unknown> & { results: { status: string; reason?: string }[] },
+  };
 };
 
 describe("accept", () => {
