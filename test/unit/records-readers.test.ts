@@ -150,6 +150,25 @@ describe("CSV reader", () => {
     }
   });
 
+  it("byte-range chunks: every row once with random quoted fields (property)", async () => {
+    const field = fc.string({ maxLength: 12 }).map((s) => s.replace(/[\r\n]/g, " "));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(field, field), { minLength: 1, maxLength: 25 }),
+        fc.integer({ min: 5, max: 80 }),
+        async (rows, cb) => {
+          const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
+          const text = `n,a,b\n${rows.map(([a, b], i) => `${i},${q(a)},${q(b)}`).join("\n")}\n`;
+          const { recs } = await readAll({ "p.csv": text }, "csv", cb, 7);
+          expect(recs.map((r) => [r.record.n, r.record.a, r.record.b])).toEqual(
+            rows.map(([a, b], i) => [String(i), a, b]),
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it("byte-range chunks of a CSV with quoted newlines fail clearly", async () => {
     const rows = Array.from({ length: 30 }, (_, i) => `${i},"multi\nline ${i}"`);
     const text = `id,note\n${rows.join("\n")}\n`;
