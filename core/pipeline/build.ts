@@ -130,6 +130,9 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
         bloomBitsPerKey: req.bloomBitsPerKey,
         targetFileSize: req.targetFileSize,
         name: `${prefix}shard=${bucket.shard}/${bucket.id}`,
+        // reproducible bytes: no random session identity / file number, so a retried or re-run build writes the
+        // same file (same sha256) and Publish's write-once manifest compares equal (pipeline engineer's change)
+        sessionIdentity: false,
       },
     );
     const dupExamples: Array<{ key: Uint8Array; origins: Array<{ run: number; line: number }> }> = [];
