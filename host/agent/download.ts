@@ -3,8 +3,9 @@
  * `concurrency` in flight across all files), a shared TokenBucket cap, and resume.
  *
  * Per file, while in flight: `<name>.part` (parts written at their offsets) and `<name>.part.json`, a journal of the
- * parts that are on disk (fdatasync'd before they are recorded) with each part's sha256. After a restart, a recorded
- * part is kept only if its bytes on disk still hash to the journal's value (the verified prefix/parts), everything
+ * parts that are on disk (fdatasync'd before they are recorded) with each part's CRC32C (cheap: the whole file's
+ * sha256 against the manifest is the real check). After a restart, a recorded part is kept only if its bytes on disk
+ * still match the journal's CRC32C (the verified parts), everything
  * else is fetched again. A finished file is verified (size + sha256 against the manifest) and renamed to its final
  * name; a final file already present is re-verified before it is trusted. A mismatch is a CorruptionError naming the
  * file with expected/actual sha256 (after one full re-download when resumed parts were involved).
@@ -15,6 +16,7 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/prom
 import { dirname } from "node:path";
 import type { Readable } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { crc32c } from "@node-rs/crc32";
 import { s3 } from "../../core/aws/clients.js";
 import { CorruptionError, TransientError } from "../../core/errors.js";
 import { HOST } from "../../core/limits.js";
@@ -53,9 +55,13 @@ export interface DownloadStats {
 interface Journal {
   size: number;
   partBytes: number;
+  /** the manifest's sha256 of the whole file (a journal for other content is discarded) */
   sha256: string;
+  /** part index → CRC32C (hex) of the part's bytes */
   parts: Record<string, string>;
 }
+
+const crcHex = (c: number) => (c >>> 0).toString(16).padStart(8, "0");
 
 const journalPath = (dest: string) => `${dest}.part.json`;
 const partPath = (dest: string) => `${dest}.part`;
@@ -73,14 +79,14 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-async function hashRange(path: string, start: number, length: number): Promise<string> {
-  const h = createHash("sha256");
+async function crcRange(path: string, start: number, length: number): Promise<string> {
+  let c = 0;
   if (length > 0) {
-    for await (const c of createReadStream(path, { start, end: start + length - 1, highWaterMark: 1 << 20 })) {
-      h.update(c as Buffer);
+    for await (const chunk of createReadStream(path, { start, end: start + length - 1, highWaterMark: 1 << 20 })) {
+      c = crc32c(chunk as Buffer, c);
     }
   }
-  return h.digest("hex");
+  return crcHex(c);
 }
 
 class FileJob {
@@ -104,8 +110,8 @@ class FileJob {
   }
 
   /** record a finished part (journal writes are serialized per file; tmp + rename) */
-  record(i: number, sha: string): Promise<void> {
-    this.journal.parts[i] = sha;
+  record(i: number, crc: string): Promise<void> {
+    this.journal.parts[i] = crc;
     this.saving = this.saving.then(async () => {
       const tmp = `${journalPath(this.f.dest)}.tmp`;
       await writeFile(tmp, JSON.stringify(this.journal));
@@ -145,7 +151,7 @@ async function prepare(job: FileJob): Promise<{ todo: number[]; keptBytes: numbe
     for (let i = 0; i < job.nParts; i++) {
       const want = journal.parts[i];
       const [a, b] = job.partRange(i);
-      if (want && (await hashRange(partPath(f.dest), a, b - a)) === want) {
+      if (want && (await crcRange(partPath(f.dest), a, b - a)) === want) {
         job.journal.parts[i] = want;
         keptBytes += b - a;
       } else todo.push(i);
@@ -166,7 +172,7 @@ async function fetchPart(job: FileJob, i: number, opts: DownloadOptions, onBytes
   const [start, end] = job.partRange(i);
   const { f } = job;
   if (end <= start) {
-    await job.record(i, createHash("sha256").digest("hex"));
+    await job.record(i, crcHex(0));
     return;
   }
   let res: { Body?: unknown };
@@ -189,7 +195,7 @@ async function fetchPart(job: FileJob, i: number, opts: DownloadOptions, onBytes
     );
   }
   const fh = await open(partPath(f.dest), "r+");
-  const h = createHash("sha256");
+  let crc = 0;
   let pos = start;
   try {
     for await (const chunk of res.Body as Readable) {
@@ -204,7 +210,7 @@ async function fetchPart(job: FileJob, i: number, opts: DownloadOptions, onBytes
         const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off);
         off += bytesWritten;
       }
-      h.update(buf);
+      crc = crc32c(buf, crc);
       pos += buf.length;
       onBytes(buf.length);
     }
@@ -220,7 +226,7 @@ async function fetchPart(job: FileJob, i: number, opts: DownloadOptions, onBytes
   } finally {
     await fh.close();
   }
-  await job.record(i, h.digest("hex"));
+  await job.record(i, crcHex(crc));
 }
 
 /** Download (or resume) every file; resolves when all are verified and in place. */

@@ -74,7 +74,8 @@ describe("hosts as child processes", { timeout: 180_000 }, () => {
   };
 
   it("a host killed mid-download restarts and finishes, keeping the verified parts", async () => {
-    // ~6 MB over 2 shards; the first host downloads at 16 Mbit/s (2 MB/s) so it is surely mid-download when killed
+    // ~6 MB over 2 shards; the first host downloads at 8 Mbit/s (1 MB/s, ~6 s) so it is surely mid-download when
+    // killed even though progress is reported only every second and this machine may be slow to notice
     const v1 = await stageVersion({
       bucket,
       dataset,
@@ -85,14 +86,14 @@ describe("hosts as child processes", { timeout: 180_000 }, () => {
     const total = v1.manifest.totalBytes;
     expect(total).toBeGreaterThan(5_000_000);
     const s1 = await signalStep(table, { dataset, version: "v1", fleet, bucket }, async () => 2);
-    const first = await startHost({ ...common, table, bucket, maxDownloadMbps: 16 });
+    const first = await startHost({ ...common, table, bucket, maxDownloadMbps: 8 });
     hosts.push(first);
     await waitFor(
       async () => {
         const [l] = await listHostLoads(table, dataset, "v1");
-        return l && l.progress.bytesDone > total * 0.25 && l.state === "DOWNLOADING";
+        return l && l.progress.bytesDone > total * 0.1 && l.state === "DOWNLOADING";
       },
-      "a quarter downloaded",
+      "a tenth downloaded",
       30_000,
     );
     await first.kill();
@@ -110,7 +111,7 @@ describe("hosts as child processes", { timeout: 180_000 }, () => {
       () => jsonLines(logs).find((j) => j.msg === "loaded" && j.version === "v1"),
       "the loaded log line",
     );
-    expect(loaded.resumedBytes).toBeGreaterThan(total * 0.2);
+    expect(loaded.resumedBytes).toBeGreaterThan(total * 0.05);
     expect(loaded.resumedBytes as number).toBeLessThan(total);
     await cutoverStep(table, s1);
     await waitFor(async () => (await hostGet(host.endpoint, dataset, "key-000001")).version === "v1", "serving v1");
