@@ -136,4 +136,46 @@ describe("bulk load end to end (local stack, synthesized state machine)", () => 
     const pub = await readPublished(dataBucket, "pq", "v1");
     expectAllLoaded(src, pub, (r) => ({ name: r.name, score: r.score }), 2);
   }, 180_000);
+
+  it("the input a marker rule produces (_SUCCESS in a dated folder) loads that folder as that version", async () => {
+    const { dataBucket, controlTable } = p.names;
+    const src = rows(500, 4);
+    await putObject(dataBucket, "input/trig/2026-11-21/part-0.jsonl", jsonl(src));
+    await putObject(dataBucket, "input/trig/2026-11-21/_SUCCESS", "");
+    // what infra/constructs/triggers.ts makes EventBridge send (see test/unit/infra-bulk-load.test.ts)
+    const input = {
+      dataset: "trig",
+      config: { dataset: "trig", input: `s3://${dataBucket}/input/trig/`, format: "jsonl", key: ["id"], shards: 2 },
+      trigger: {
+        kind: "object-created",
+        time: "2026-11-22T02:15:00Z",
+        bucket: dataBucket,
+        key: "input/trig/2026-11-21/_SUCCESS",
+      },
+    };
+    const rec = await p.runner().runExecution(p.names.stateMachine, { name: "trig-marker-1", input });
+    expect(rec.error ? `${rec.error}: ${rec.cause}` : rec.status).toBe("SUCCEEDED");
+    const pub = await readPublished(dataBucket, "trig", "2026-11-21");
+    expectAllLoaded(src, pub, (r) => ({ name: r.name, score: r.score }), 2);
+    expect((await getDataset(controlTable, "trig"))?.activeVersion).toBe("2026-11-21");
+    // EventBridge delivers at least once: the same event again is a no-op
+    const again = await p.runner().runExecution(p.names.stateMachine, { name: "trig-marker-2", input });
+    expect(again.status).toBe("SUCCEEDED");
+    expect((again.output as { alreadyDone?: boolean }).alreadyDone).toBe(true);
+  }, 180_000);
+
+  it("the input a schedule rule produces loads the configured prefix as a timestamp version", async () => {
+    const { dataBucket } = p.names;
+    const src = rows(300, 5);
+    await putObject(dataBucket, "input/sched/a.jsonl", jsonl(src));
+    const input = {
+      dataset: "sched",
+      config: { dataset: "sched", input: `s3://${dataBucket}/input/sched/`, format: "jsonl", key: ["id"], shards: 2 },
+      trigger: { kind: "schedule", time: "2026-11-22T03:00:00Z" },
+    };
+    const rec = await p.runner().runExecution(p.names.stateMachine, { name: "sched-1", input });
+    expect(rec.error ? `${rec.error}: ${rec.cause}` : rec.status).toBe("SUCCEEDED");
+    const pub = await readPublished(dataBucket, "sched", "20261122T030000Z");
+    expect(pub.entries.size).toBe(300);
+  }, 180_000);
 });
