@@ -185,7 +185,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
           rmSync(outN, { force: true });
         }
         process.stderr.write(
-          `sst ${codec} run ${r + 1}: ferry ${f[r].toFixed(2)}s native ${nat[r]?.toFixed(2) ?? "-"}s\n`,
+          `sst ${codec} run ${r + 1}: ferry ${f[r].toFixed(2)}s (cpu ${fCpu[r].toFixed(2)}s) native ${nat[r]?.toFixed(2) ?? "-"}s (cpu ${natCpu[r]?.toFixed(2) ?? "-"}s)\n`,
         );
       }
       const ferryKeysPerSec = Math.round(keys / median(f));

@@ -61,6 +61,9 @@ export function fileSink(
       fd = undefined;
       if (syncError) {
         closeSync(f);
+        try {
+          unlinkSync(tmpPath);
+        } catch {}
         throw syncError;
       }
       try {
