@@ -50,9 +50,14 @@ const endsWithEntry = (entry: string | undefined, rel: string) =>
  * The events resources of the local deployment of the ferry app (created if missing; idempotent). Call inside
  * withLocalStack (process.env points at the stack).
  */
-export async function localEventsTarget(): Promise<EventsTarget> {
-  const { deployLocal } = await import("../../local/deploy/deploy.js");
-  const d = await deployLocal({ applyEnv: false });
+export async function localEventsTarget(
+  deployment?: import("../../local/deploy/deploy.js").LocalDeployment,
+): Promise<EventsTarget> {
+  let d = deployment;
+  if (!d) {
+    const { deployLocal } = await import("../../local/deploy/deploy.js");
+    d = await deployLocal({ applyEnv: false });
+  }
   const fns = Object.values(d.functions);
   const consume = fns.find((f) => endsWithEntry(f.entry, "events/consume.ts"));
   const accept = fns.find((f) => endsWithEntry(f.entry, "events/accept.ts"));
@@ -67,7 +72,7 @@ export async function localEventsTarget(): Promise<EventsTarget> {
   if (!table || !dlqUrl || !queueUrl) {
     throw new ConfigError(`events functions lack ${ENV.eventsTable}/${ENV.eventsDlqUrl}/${ENV.eventsQueueUrl}`);
   }
-  const m = d.eventSourceMappings.find((x) => x.functionLogicalId === consume.logicalId);
+  const m = d.eventSourceMappings.find((x) => x.functionLogicalId === consume!.logicalId);
   return {
     table,
     queueUrl,
@@ -311,8 +316,10 @@ export interface EventsDemoOptions {
   seed?: number;
   /** progress lines (stderr) */
   log?: (line: string) => void;
-  /** an already resolved target (default: localEventsTarget()) */
+  /** an already resolved target (default: localEventsTarget(deployment)) */
   target?: EventsTarget;
+  /** an existing local deployment of the ferry app (skips a second synthesis) */
+  deployment?: import("../../local/deploy/deploy.js").LocalDeployment;
 }
 
 export interface EventsDemoResult {
@@ -393,7 +400,7 @@ export async function runEventsDemo(opts: EventsDemoOptions = {}): Promise<Event
   const entities = Math.max(1, opts.entities ?? Math.ceil(n / 20));
   const rnd = rng(opts.seed ?? 42);
 
-  const target = opts.target ?? (await localEventsTarget());
+  const target = opts.target ?? (await localEventsTarget(opts.deployment));
   log(`resources ready: table ${target.table}, queue ${target.queueUrl}`);
   const events = generateEvents(n, entities, rnd);
   const deliveries = [...events];

@@ -233,7 +233,7 @@ describe("event ingestion pipeline", () => {
   });
 
   it("back pressure: a slow consumer leaves accept latency unchanged while the queue grows, then drains", async () => {
-    const t = await target();
+    const t = await target({ visibilityTimeoutSeconds: 10 }); // longer than a slowed batch takes
     const accept = await startLocalAccept(t.queueUrl);
     const mk = (k: number, n: number) =>
       Array.from({ length: n }, (_, i) =>
@@ -255,6 +255,9 @@ describe("event ingestion pipeline", () => {
         const busy: number[] = [];
         for (let k = 8; k < 16; k++) busy.push(...(await postEvents(accept.url, mk(k, 20))).latenciesMs);
         const depth = await queueCounts(t.queueUrl);
+        process.stderr.write(
+          `back pressure: accept p50 idle ${percentile(idle, 50).toFixed(1)} ms, with a slow consumer ${percentile(busy, 50).toFixed(1)} ms; queued ${depth.visible + depth.inFlight}\n`,
+        );
         // the queue absorbed the burst: most events are still waiting
         expect(depth.visible + depth.inFlight).toBeGreaterThan(100);
         // producers do not feel the slow consumer (generous bound: the machine is shared and noisy)
