@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: the synthesized template is untyped JSON, walked by path
 /**
  * Template tests for BulkLoadPipeline and BulkLoadTriggers (aws-cdk-lib/assertions): the state machine's shape
  * (states, Distributed Maps with JSONL ItemReader + ResultWriter, retries on transient errors only, Catch →
