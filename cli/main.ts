@@ -4,31 +4,40 @@
  */
 import { Command, CommanderError } from "commander";
 import { isFerryError } from "../core/errors.js";
-import { registerDemo } from "./commands/demo.js";
-import { registerEvents } from "./commands/events.js";
-import { registerHost } from "./commands/host.js";
-import { registerLoad } from "./commands/load.js";
-import { registerLocal } from "./commands/local.js";
-import { registerSst } from "./commands/sst.js";
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each area's commands, loaded only when used: a command pays the start-up cost of its own area's code (the SDK,
+ * the CDK app, codecs), not everyone's. `--help` and unknown commands load them all.
+ */
+const AREAS: Array<{ commands: string[]; load: () => Promise<Register> }> = [
+  { commands: ["local"], load: async () => (await import("./commands/local.js")).registerLocal },
+  { commands: ["sst"], load: async () => (await import("./commands/sst.js")).registerSst },
+  {
+    commands: ["load", "status", "versions", "pull"],
+    load: async () => (await import("./commands/load.js")).registerLoad,
+  },
+  { commands: ["host", "get", "rollback"], load: async () => (await import("./commands/host.js")).registerHost },
+  { commands: ["events", "dlq"], load: async () => (await import("./commands/events.js")).registerEvents },
+  { commands: ["demo"], load: async () => (await import("./commands/demo.js")).registerDemo },
+];
+
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command("ferry")
     .description("Serverless data movement on AWS: bulk-load datasets as RocksDB SSTs, ingest events through queues.")
     .option("--verbose", "print stack traces and debug output")
     .showHelpAfterError()
     .exitOverride();
-  registerLocal(program);
-  registerSst(program);
-  registerLoad(program);
-  registerHost(program);
-  registerEvents(program);
-  registerDemo(program);
+  const first = argv.find((a) => !a.startsWith("-"));
+  const wanted = AREAS.filter((a) => first !== undefined && a.commands.includes(first));
+  for (const area of wanted.length ? wanted : AREAS) (await area.load())(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
