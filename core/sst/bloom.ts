@@ -31,19 +31,27 @@ function fastRange32(range: number, h: number): number {
   return Math.floor((hHi * range + Math.floor((hLo * range) / 65536)) / 65536);
 }
 
-/** Collects key hashes while a file is written; builds the filter block at the end. */
+const HASH_CHUNK = 1 << 16;
+
+/**
+ * Collects key hashes while a file is written; builds the filter block at the end. Hashes live in fixed 64 Ki-entry
+ * chunks (8 bytes per key, as RocksDB keeps them): no doubling, no copies.
+ */
 export class BloomBuilder {
-  private h1: Uint32Array;
-  private h2: Uint32Array;
+  private readonly chunks1: Uint32Array[] = [];
+  private readonly chunks2: Uint32Array[] = [];
+  private cur1 = new Uint32Array(0);
+  private cur2 = new Uint32Array(0);
+  private pos = HASH_CHUNK;
   private n = 0;
+  private last1 = 0;
+  private last2 = 0;
   private readonly tmp = new Uint32Array(2);
   readonly millibitsPerKey: number;
 
   constructor(bitsPerKey: number) {
     // RocksDB: millibits_per_key_ = round(bits_per_key * 1000)
     this.millibitsPerKey = Math.round(bitsPerKey * 1000);
-    this.h1 = new Uint32Array(1024);
-    this.h2 = new Uint32Array(1024);
   }
 
   get entries(): number {
@@ -54,19 +62,22 @@ export class BloomBuilder {
   add(bytes: Uint8Array, start: number, len: number): void {
     const t = this.tmp;
     xxph3_64Parts(bytes, start, len, t);
-    const n = this.n;
-    if (n > 0 && this.h1[n - 1] === t[0] && this.h2[n - 1] === t[1]) return;
-    if (n === this.h1.length) {
-      const a = new Uint32Array(n * 2);
-      a.set(this.h1);
-      this.h1 = a;
-      const b = new Uint32Array(n * 2);
-      b.set(this.h2);
-      this.h2 = b;
+    const a = t[0];
+    const b = t[1];
+    if (this.n > 0 && this.last1 === a && this.last2 === b) return;
+    if (this.pos === HASH_CHUNK) {
+      this.cur1 = new Uint32Array(HASH_CHUNK);
+      this.cur2 = new Uint32Array(HASH_CHUNK);
+      this.chunks1.push(this.cur1);
+      this.chunks2.push(this.cur2);
+      this.pos = 0;
     }
-    this.h1[n] = t[0];
-    this.h2[n] = t[1];
-    this.n = n + 1;
+    this.cur1[this.pos] = a;
+    this.cur2[this.pos] = b;
+    this.pos++;
+    this.last1 = a;
+    this.last2 = b;
+    this.n++;
   }
 
   /** The filter block contents: bit array + 5 metadata bytes. */
@@ -78,13 +89,18 @@ export class BloomBuilder {
     const numProbes = chooseNumProbes(this.millibitsPerKey);
     const out = new Uint8Array(len + BLOOM_METADATA_LEN);
     const lines = len >>> 6;
-    for (let i = 0; i < n; i++) {
-      const base = fastRange32(lines, this.h1[i]) << 6;
-      let h = this.h2[i];
-      for (let p = 0; p < numProbes; p++) {
-        const bit = h >>> 23;
-        out[base + (bit >>> 3)] |= 1 << (bit & 7);
-        h = Math.imul(h, 0x9e3779b9) >>> 0;
+    for (let c = 0; c < this.chunks1.length; c++) {
+      const c1 = this.chunks1[c];
+      const c2 = this.chunks2[c];
+      const m = c === this.chunks1.length - 1 ? this.pos : HASH_CHUNK;
+      for (let i = 0; i < m; i++) {
+        const base = fastRange32(lines, c1[i]) << 6;
+        let h = c2[i];
+        for (let p = 0; p < numProbes; p++) {
+          const bit = h >>> 23;
+          out[base + (bit >>> 3)] |= 1 << (bit & 7);
+          h = Math.imul(h, 0x9e3779b9) >>> 0;
+        }
       }
     }
     out[len] = 0xff; // new-implementation marker (-1)
@@ -92,9 +108,11 @@ export class BloomBuilder {
     out[len + 2] = numProbes;
     out[len + 3] = 0; // log2(block bytes) - 6 = 0: 64-byte lines
     out[len + 4] = 0;
-    // free the hash arrays
-    this.h1 = new Uint32Array(0);
-    this.h2 = new Uint32Array(0);
+    // free the hashes
+    this.chunks1.length = 0;
+    this.chunks2.length = 0;
+    this.cur1 = new Uint32Array(0);
+    this.cur2 = new Uint32Array(0);
     return out;
   }
 }

@@ -11,7 +11,7 @@ import type { SstCompression } from "./types.js";
 const require = createRequire(import.meta.url);
 
 interface Snappy {
-  compressSync(b: Uint8Array): Buffer;
+  compressSync(b: Uint8Array, opts?: { copyOutputData?: boolean }): Buffer;
   uncompressSync(b: Uint8Array, opts?: { asBuffer: boolean }): Buffer;
 }
 interface Lz4 {
@@ -97,7 +97,8 @@ function putVarint32(out: Uint8Array, p: number, v: number): number {
 export function compressBlock(c: SstCompression, raw: Uint8Array): Uint8Array {
   switch (c) {
     case "snappy":
-      return snappy().compressSync(raw);
+      // copyOutputData: the result lives in V8's heap, so GC sees it (external buffers let RSS balloon)
+      return snappy().compressSync(raw, { copyOutputData: true });
     case "lz4": {
       // lz4-napi prepends a 4-byte LE size to a raw LZ4 block; RocksDB wants a varint32 size instead
       const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
