@@ -9,6 +9,7 @@
 import { DescribeStacksCommand, CloudFormationClient } from "@aws-sdk/client-cloudformation";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { Command } from "commander";
+import { createHash, createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { sqs } from "../../core/aws/clients.js";
 import { ENV } from "../../core/env.js";
@@ -751,9 +752,68 @@ export function registerEvents(program: Command): void {
     });
 }
 
-/** SigV4 signing for the IAM-authenticated Function URL (service "lambda"), with the default credential chain. */
-async function makeSigV4Signer(): Promise<(req: Request) => Promise<Request>> {
-  throw new ConfigError(
-    "events send --aws: signing Function URL requests is not built in yet; POST the JSONL with a SigV4 client (e.g. awscurl --service lambda) to the EventsAcceptUrl output",
-  );
+function toBytes(d: string | ArrayBuffer | ArrayBufferView): Uint8Array {
+  if (typeof d === "string") return Buffer.from(d, "utf8");
+  if (ArrayBuffer.isView(d)) return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  return new Uint8Array(d);
+}
+
+/** sha256 / HMAC-sha256 for the SigV4 signer, on node:crypto. */
+class NodeSha256 {
+  private h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
+  private readonly secret?: Uint8Array;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    if (secret !== undefined) this.secret = toBytes(secret);
+    this.h = this.secret ? createHmac("sha256", this.secret) : createHash("sha256");
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(toBytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.h.digest());
+  }
+  reset(): void {
+    this.h = this.secret ? createHmac("sha256", this.secret) : createHash("sha256");
+  }
+}
+
+/**
+ * SigV4 signing (service "lambda") for the IAM-authenticated Function URL, with the SDK's default credential chain
+ * and region. The caller needs lambda:InvokeFunctionUrl on the accept function.
+ */
+export async function makeSigV4Signer(): Promise<(req: Request) => Promise<Request>> {
+  const { SignatureV4 } = await import("@smithy/signature-v4");
+  const client = sqs();
+  const region = await client.config.region();
+  const signer = new SignatureV4({
+    credentials: client.config.credentials,
+    region,
+    service: "lambda",
+    sha256: NodeSha256,
+  });
+  return async (req: Request) => {
+    const url = new URL(req.url);
+    const body = await req.text();
+    const headers: Record<string, string> = { host: url.host };
+    req.headers.forEach((v, k) => {
+      headers[k] = v;
+    });
+    const query: Record<string, string> = {};
+    url.searchParams.forEach((v, k) => {
+      query[k] = v;
+    });
+    const signed = await signer.sign({
+      method: req.method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      path: url.pathname,
+      query,
+      headers,
+      body,
+    });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(signed.headers)) if (k !== "host") out.set(k, String(v));
+    return new Request(req.url, { method: req.method, headers: out, body });
+  };
 }
