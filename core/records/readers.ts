@@ -4,9 +4,7 @@
  * Partition work units; `readChunk` streams one chunk's records. Memory does not grow with the object size
  * (Parquet: one row group at a time).
  */
-import { Readable } from "node:stream";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { parse as csvParse } from "csv-parse";
 import { decompress as zstdDecompress } from "fzstd";
 import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync, parquetRead } from "hyparquet";
 import { InputError } from "../errors.js";
@@ -262,30 +260,153 @@ async function* readJsonl(pieces: AsyncIterable<Uint8Array>, ctx: LineCtx): Asyn
   }
 }
 
-const CSV_OPTIONS = {
-  bom: true,
-  info: true,
-  relax_column_count: true,
-  skip_empty_lines: false,
-} as const;
+// ---- CSV (RFC 4180): records are lines, joined while a quoted field is open (odd number of '"' so far) ----
 
-interface CsvRow {
-  record: string[];
-  info: { lines: number; bytes_records: number };
+interface CsvRecord {
+  fields: string[];
+  /** file line (relative to where reading began) of the record's first line */
+  line: number;
+  /** physical lines the record spans */
+  lines: number;
+  /** absolute byte offset of the record's first byte */
+  offset: number;
+}
+
+function countQuotes(b: Buffer): number {
+  let n = 0;
+  let i = b.indexOf(34);
+  while (i >= 0) {
+    n++;
+    i = b.indexOf(34, i + 1);
+  }
+  return n;
+}
+
+/** Splits one complete record (without its final newline) into fields; throws a message on malformed quoting. */
+function csvFields(s: string): string[] {
+  const fields: string[] = [];
+  const n = s.length;
+  let i = 0;
+  for (;;) {
+    let val: string;
+    if (s.charCodeAt(i) === 34) {
+      let j = i + 1;
+      val = "";
+      for (;;) {
+        const k = s.indexOf('"', j);
+        if (k < 0) throw new Error("a quoted field is not closed");
+        if (s.charCodeAt(k + 1) === 34) {
+          val += s.slice(j, k + 1);
+          j = k + 2;
+          continue;
+        }
+        val += s.slice(j, k);
+        i = k + 1;
+        break;
+      }
+      if (i < n && s.charCodeAt(i) !== 44) {
+        throw new Error(
+          `a closing quote is followed by ${JSON.stringify(s[i])} instead of a comma or the end of the line`,
+        );
+      }
+    } else {
+      let k = s.indexOf(",", i);
+      if (k < 0) k = n;
+      val = s.slice(i, k);
+      if (val.includes('"')) throw new Error(`a quote inside the unquoted field ${JSON.stringify(val)}`);
+      i = k;
+    }
+    fields.push(val);
+    if (i >= n) return fields;
+    i++; // the comma
+    if (i === n) {
+      fields.push("");
+      return fields;
+    }
+  }
+}
+
+/** Complete CSV records from lines (line numbers count from the first line given). */
+async function* csvRecords(
+  lines: AsyncIterable<{ bytes: Buffer; offset: number }>,
+  source: string,
+  chunkStart: number | undefined,
+  end: number,
+  maxRecordBytes: number,
+): AsyncIterable<CsvRecord> {
+  let lineNo = 0;
+  let open: { parts: string[]; quotes: number; line: number; offset: number; bytes: number } | undefined;
+  for await (const l of lines) {
+    lineNo++;
+    if (!open) {
+      if (l.offset >= end) return;
+      const q = countQuotes(l.bytes);
+      let str = l.bytes.toString("utf8");
+      if (l.offset === 0 && str.charCodeAt(0) === 0xfeff) str = str.slice(1);
+      if (q % 2 === 0) {
+        if (str.endsWith("\r")) str = str.slice(0, -1);
+        if (str.length === 0) continue;
+        yield { fields: csvFieldsAt(str, source, lineNo, chunkStart), line: lineNo, lines: 1, offset: l.offset };
+        continue;
+      }
+      open = { parts: [str], quotes: q, line: lineNo, offset: l.offset, bytes: l.bytes.length };
+      continue;
+    }
+    open.parts.push(l.bytes.toString("utf8"));
+    open.quotes += countQuotes(l.bytes);
+    open.bytes += l.bytes.length + 1;
+    if (open.bytes > maxRecordBytes) {
+      throw new InputError(
+        `${where({ source, line: open.line, chunkStart })}: a CSV record is longer than ${maxRecordBytes} bytes (an unclosed quote?)`,
+        { source, line: open.line, chunkStart },
+      );
+    }
+    if (open.quotes % 2 === 0) {
+      let str = open.parts.join("\n");
+      if (str.endsWith("\r")) str = str.slice(0, -1);
+      yield {
+        fields: csvFieldsAt(str, source, open.line, chunkStart),
+        line: open.line,
+        lines: lineNo - open.line + 1,
+        offset: open.offset,
+      };
+      open = undefined;
+    }
+  }
+  if (open) {
+    throw new InputError(
+      `${where({ source, line: open.line, chunkStart })}: CSV is malformed: a quoted field is not closed before the end of the input`,
+      {
+        source,
+        line: open.line,
+        chunkStart,
+      },
+    );
+  }
+}
+
+function csvFieldsAt(str: string, source: string, line: number, chunkStart: number | undefined): string[] {
+  try {
+    return csvFields(str);
+  } catch (e) {
+    throw new InputError(`${where({ source, line, chunkStart })}: CSV is malformed: ${(e as Error).message}`, {
+      source,
+      line,
+      chunkStart,
+    });
+  }
 }
 
 async function readCsvHeader(reader: ObjectReader, maxRecordBytes: number): Promise<string[]> {
-  const src = Readable.from(reader.stream(0, Math.min(reader.size, maxRecordBytes)));
-  const parser = csvParse({ ...CSV_OPTIONS, to_line: undefined });
-  src.on("error", (e) => parser.destroy(e));
-  src.pipe(parser);
-  try {
-    for await (const row of parser as AsyncIterable<CsvRow>) return row.record;
-  } catch (e) {
-    throw csvError(e, reader.url, undefined);
-  } finally {
-    src.destroy();
-    parser.destroy();
+  const pieces = reader.stream(0, Math.min(reader.size, maxRecordBytes));
+  for await (const r of csvRecords(
+    splitLines(pieces, 0, maxRecordBytes, reader.url),
+    reader.url,
+    undefined,
+    Number.POSITIVE_INFINITY,
+    maxRecordBytes,
+  )) {
+    return r.fields;
   }
   throw new InputError(`${reader.url}: CSV has no header row`, { source: reader.url, line: 1 });
 }
@@ -305,16 +426,6 @@ function checkHeader(header: string[], source: string): void {
   });
 }
 
-function csvError(e: unknown, source: string, chunkStart: number | undefined, lineBase = 0): InputError {
-  const err = e as Error & { code?: string; lines?: number };
-  if (err instanceof InputError) return err;
-  const line = (err.lines ?? 0) + lineBase;
-  const at = chunkStart
-    ? `${source} line ${line} of the chunk starting at byte ${chunkStart}`
-    : `${source} line ${line}`;
-  return new InputError(`${at}: CSV is malformed: ${err.message}`, { source, line, chunkStart, code: err.code });
-}
-
 async function* readCsv(
   pieces: AsyncIterable<Uint8Array>,
   ctx: LineCtx,
@@ -322,57 +433,39 @@ async function* readCsv(
 ): AsyncIterable<SourceRecord> {
   const skip = ctx.ranged && ctx.start > 0;
   let header: string[] | undefined;
-  if (skip) header = await readCsvHeader(reader, ctx.maxRecordBytes);
+  if (skip) {
+    header = await readCsvHeader(reader, ctx.maxRecordBytes);
+    checkHeader(header, ctx.source);
+  }
   const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);
   const chunkStart = skip ? ctx.start : undefined;
-  const src = Readable.from(rest);
-  const parser = csvParse(CSV_OPTIONS);
-  src.on("error", (e) => parser.destroy(e));
-  src.pipe(parser);
-  let prevLines = 0;
-  // bytes_records of the previous row = start offset of this one (relative to the parser's input)
-  let prevBytesRecords = 0;
-  try {
-    for await (const row of parser as AsyncIterable<CsvRow>) {
-      const startLine = prevLines + 1;
-      const endLine = row.info.lines;
-      const startOffset = offset + prevBytesRecords;
-      prevLines = endLine;
-      prevBytesRecords = row.info.bytes_records;
-      if (startOffset >= ctx.end) break;
-      if (!header) {
-        header = row.record;
-        checkHeader(header, ctx.source);
-        continue;
-      }
-      if (ctx.ranged && endLine > startLine) {
-        throw new InputError(
-          `${where({ source: ctx.source, line: startLine, chunkStart })}: a quoted CSV field spans lines, so this object cannot be split by byte ranges safely; load it with csvSplit=false (one chunk per object)`,
-          { source: ctx.source, line: startLine, chunkStart, field: "csvSplit" },
-        );
-      }
-      const rec = row.record;
-      // blank line
-      if (rec.length === 1 && rec[0] === "" && header.length > 1) continue;
-      if (rec.length !== header.length) {
-        yield {
-          record: {},
-          source: ctx.source,
-          line: startLine,
-          chunkStart,
-          problem: `has ${rec.length} fields, the header has ${header.length}`,
-        };
-        continue;
-      }
-      const o: Record<string, unknown> = {};
-      for (let i = 0; i < header.length; i++) o[header[i]] = rec[i];
-      yield { record: o, source: ctx.source, line: startLine, chunkStart };
+  const lines = splitLines(rest, offset, ctx.maxRecordBytes, ctx.source);
+  for await (const r of csvRecords(lines, ctx.source, chunkStart, ctx.end, ctx.maxRecordBytes)) {
+    if (!header) {
+      header = r.fields;
+      checkHeader(header, ctx.source);
+      continue;
     }
-  } catch (e) {
-    throw csvError(e, ctx.source, chunkStart);
-  } finally {
-    src.destroy();
-    parser.destroy();
+    if (ctx.ranged && r.lines > 1) {
+      throw new InputError(
+        `${where({ source: ctx.source, line: r.line, chunkStart })}: a quoted CSV field spans lines, so this object cannot be split by byte ranges safely; load it with csvSplit=false (one chunk per object)`,
+        { source: ctx.source, line: r.line, chunkStart, field: "csvSplit" },
+      );
+    }
+    const rec = r.fields;
+    if (rec.length !== header.length) {
+      yield {
+        record: {},
+        source: ctx.source,
+        line: r.line,
+        chunkStart,
+        problem: `has ${rec.length} fields, the header has ${header.length}`,
+      };
+      continue;
+    }
+    const o: Record<string, unknown> = {};
+    for (let i = 0; i < header.length; i++) o[header[i]] = rec[i];
+    yield { record: o, source: ctx.source, line: r.line, chunkStart };
   }
 }
 

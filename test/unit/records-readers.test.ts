@@ -182,6 +182,18 @@ describe("CSV reader", () => {
     expect(recs[1].line).toBe(4);
   });
 
+  it("BOM, CRLF (embedded CRLF kept), trailing empty field, unclosed quote", async () => {
+    const text = '\ufeffid,a,b\r\n1,"x\r\ny",\r\n2,,"q"\r\n';
+    const { recs } = await readAll({ "w.csv": text }, "csv", 1 << 20);
+    expect(recs.map((r) => [r.line, r.record])).toEqual([
+      [2, { id: "1", a: "x\r\ny", b: "" }],
+      [4, { id: "2", a: "", b: "q" }],
+    ]);
+    await expect(readAll({ "u.csv": 'id,a\n1,"open\n2,b\n' }, "csv", 1 << 20)).rejects.toThrow(
+      /s3:\/\/in\/u\.csv line 2: CSV is malformed: a quoted field is not closed/,
+    );
+  });
+
   it("malformed CSV names the file and line", async () => {
     const { open, list } = store({ "bad.csv": 'a,b\n1,"x"y\n' });
     const [c] = await planChunks(list, "csv", 1 << 20, { open });
