@@ -352,8 +352,10 @@ function readerMain(): void {
           res.on("data", () => {});
           res.on("end", () => {
             // a request counts in the window it started in: one that straddles a take() is dropped
-            if (t >= since) lat.push(performance.now() - t);
-            statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
+            if (t >= since) {
+              lat.push(performance.now() - t);
+              statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
+            }
             one();
           });
         });
