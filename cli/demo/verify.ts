@@ -44,11 +44,11 @@ export async function verifyThroughHosts(o: {
     const owners = o.hosts.filter((h) => h.shards.includes(shard));
     if (!owners.length) throw new Error(`no demo host owns shard ${shard}`);
     const h = owners[n % owners.length];
-    let list = byHost.get(h.endpoint);
-    if (!list) byHost.set(h.endpoint, (list = []));
+    const list = byHost.get(h.endpoint) ?? [];
+    byHost.set(h.endpoint, list);
     list.push({ key, index });
   };
-  o.indexes.forEach((i, n) => route(demoKey(i), i, n));
+  for (const [n, i] of o.indexes.entries()) route(demoKey(i), i, n);
   const absent = o.absent ?? 0;
   for (let n = 0; n < absent; n++) route(`absent-${n}`, undefined, n);
 
