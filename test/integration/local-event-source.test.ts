@@ -291,6 +291,8 @@ describe("SQS → Lambda event source emulation", () => {
     });
     running.push(m);
     await m.drained({ timeoutMs: 30_000 });
+    // the second invocation's delete may still be in flight when the queue already looks empty (busy machines)
+    for (let i = 0; i < 200 && m.stats().deleted < 1; i++) await new Promise((r) => setTimeout(r, 50));
     expect(calls).toBe(2);
     expect(m.stats()).toMatchObject({ timeouts: 1, failedInvocations: 1, deleted: 1 });
   });
