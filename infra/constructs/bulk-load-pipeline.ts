@@ -11,10 +11,13 @@
  * No business logic here: the handlers (functions/bulk-load/*) do the work; this file wires resources, grants
  * (prefix-scoped) and the state machine. Execution names (<dataset>-<version>) are chosen by whoever starts it.
  */
-import { type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { Annotations, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import type { IGrantable } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
+import { Architecture, Code, LayerVersion, Runtime } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { BlockPublicAccess, Bucket, BucketEncryption, type IBucket, ObjectOwnership } from "aws-cdk-lib/aws-s3";
 import {
@@ -41,7 +44,7 @@ import {
 } from "aws-cdk-lib/aws-stepfunctions";
 import { LambdaInvoke } from "aws-cdk-lib/aws-stepfunctions-tasks";
 import { Construct } from "constructs";
-import { FerryFunction } from "./ferry-function.js";
+import { FerryFunction, REPO_ROOT } from "./ferry-function.js";
 
 /** Memory and timeouts of every bulk-load function: one place. */
 export const BULK_LOAD_FUNCTIONS = {
@@ -59,6 +62,14 @@ export const BULK_LOAD_FUNCTIONS = {
 } as const;
 
 export type BulkLoadFunctionName = keyof typeof BULK_LOAD_FUNCTIONS;
+
+/**
+ * Native codec packages core/sst loads at run time: kept out of the esbuild bundle and shipped in the
+ * linux-arm64 layer that `npx tsx layers/codecs/build.ts` assembles (layers/codecs/build.ts CODEC_PACKAGES +
+ * zstd-napi, which Lambda never loads: nodejs22.x has zstd in node:zlib).
+ */
+export const CODEC_EXTERNALS = ["snappy", "lz4-napi", "@node-rs/crc32", "@node-rs/xxhash", "zstd-napi"] as const;
+export const CODEC_LAYER_DIR = path.join(REPO_ROOT, "layers", "codecs", "build");
 
 /** Error names worth retrying (core/errors.ts TransientError and the Lambda service's own). */
 export const TRANSIENT_ERRORS = [
@@ -143,6 +154,20 @@ export class BulkLoadPipeline extends Construct {
       FERRY_DATA_BUCKET: this.dataBucket.bucketName,
       FERRY_CONTROL_TABLE: this.controlTable.tableName,
     };
+    const codecLayer = existsSync(path.join(CODEC_LAYER_DIR, "nodejs"))
+      ? new LayerVersion(this, "CodecLayer", {
+          code: Code.fromAsset(CODEC_LAYER_DIR),
+          compatibleRuntimes: [Runtime.NODEJS_22_X],
+          compatibleArchitectures: [Architecture.ARM_64],
+          description: "ferry: native codecs for core/sst (snappy, lz4, crc32c, xxhash), linux-arm64",
+        })
+      : undefined;
+    if (!codecLayer) {
+      Annotations.of(this).addWarningV2(
+        "ferry:codec-layer-missing",
+        "layers/codecs/build is missing: run `npx tsx layers/codecs/build.ts` before `cdk deploy` (the bulk-load functions load their native codecs from that layer)",
+      );
+    }
     const fns = {} as Record<BulkLoadFunctionName, FerryFunction>;
     for (const [name, spec] of Object.entries(BULK_LOAD_FUNCTIONS) as Array<
       [BulkLoadFunctionName, (typeof BULK_LOAD_FUNCTIONS)[BulkLoadFunctionName]]
@@ -154,6 +179,8 @@ export class BulkLoadPipeline extends Construct {
         timeout: spec.timeout,
         environment,
         description: `ferry bulk load: ${name}`,
+        layers: codecLayer ? [codecLayer] : undefined,
+        bundling: { externalModules: ["@aws-sdk/*", ...CODEC_EXTERNALS] },
       });
     }
     this.functions = fns;

@@ -10,7 +10,15 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { requestFromTrigger } from "../../core/pipeline/config.js";
-import { BulkLoadPipeline, TRANSIENT_ERRORS } from "../../infra/constructs/bulk-load-pipeline.js";
+import { CODEC_PACKAGES, EXTERNAL_ONLY } from "../../layers/codecs/build.js";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import {
+  BulkLoadPipeline,
+  CODEC_EXTERNALS,
+  CODEC_LAYER_DIR,
+  TRANSIENT_ERRORS,
+} from "../../infra/constructs/bulk-load-pipeline.js";
 import { BulkLoadTriggers } from "../../infra/constructs/triggers.js";
 
 let template: Template;
@@ -187,6 +195,24 @@ describe("resources", () => {
       expect(Object.keys(f.Properties.Environment.Variables)).toEqual(
         expect.arrayContaining(["FERRY_DATA_BUCKET", "FERRY_CONTROL_TABLE"]),
       );
+    }
+  });
+});
+
+describe("native codecs", () => {
+  it("are external to the bundles and come from the codec layer", () => {
+    expect([...CODEC_EXTERNALS].sort()).toEqual([...CODEC_PACKAGES, ...EXTERNAL_ONLY].sort());
+    const layers = template.findResources("AWS::Lambda::LayerVersion");
+    if (existsSync(path.join(CODEC_LAYER_DIR, "nodejs"))) {
+      expect(Object.keys(layers).length).toBe(1);
+      const fns = template.findResources("AWS::Lambda::Function", {
+        Properties: { Description: Match.stringLikeRegexp("^ferry bulk load") },
+      });
+      for (const f of Object.values(fns) as Array<{ Properties: { Layers?: unknown[] } }>) {
+        expect(f.Properties.Layers?.length).toBe(1);
+      }
+    } else {
+      expect(Object.keys(layers).length).toBe(0);
     }
   });
 });
