@@ -159,8 +159,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       const load = (version: string, input: string, size: number) =>
         timed(
           `load ${version} (plan → partition → build → publish → signal → wait for hosts → cutover)`,
-          () =>
-            runLoad({
+          async () => {
+            const r = await runLoad({
               dataset: DATASET,
               version,
               input,
@@ -171,7 +171,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
               minReplicas: o.replicas,
               deployment,
               progress: (line: string) => o.log(`  ${line}`),
-            }),
+            });
+            // hosts switch reads on their next directive poll after the cutover
+            await waitUntilServing(fleet, DATASET, version, 30_000);
+            return r;
+          },
           (r, s) => ({
             records: r.records,
             recordsPerSec: Math.round(r.records / s),

@@ -66,7 +66,8 @@ export async function verifyThroughHosts(o: {
         body: JSON.stringify({ keys: part.map((p) => p.key) }),
       });
       if (!r.ok) {
-        for (const p of part) miss(`${p.key}: host ${endpoint} answered HTTP ${r.status} ${await r.text()}`);
+        const text = await r.text();
+        for (const p of part) miss(`${p.key}: host ${endpoint} answered HTTP ${r.status} ${text}`);
         continue;
       }
       const body = (await r.json()) as BatchAnswer;
