@@ -25,6 +25,7 @@ import { ensureEventsQueues, ensureEventsResources } from "../core/events/resour
 import { getEntityState, storeStats } from "../core/events/store.js";
 import { EVENTS } from "../core/limits.js";
 import { withLocalStack } from "../local/stack/index.js";
+import { mulberry32 as mulberry } from "../core/random.js";
 
 function arg(args: string[], name: string, dflt: number): number {
   const i = args.indexOf(`--${name}`);
@@ -206,15 +207,4 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       consumer: { batchSize: EVENTS.consumerBatchSize, maxConcurrency: concurrency },
     };
   });
-}
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

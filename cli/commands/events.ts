@@ -25,6 +25,7 @@ import {
 import { listDlq, queueCounts, redriveDlq } from "../../core/events/queue.js";
 import { getEntityState } from "../../core/events/store.js";
 import { EVENTS } from "../../core/limits.js";
+import { mulberry32 as rng } from "../../core/random.js";
 
 // ------------------------------------------------------------------------------------------------ targets
 
@@ -345,17 +346,6 @@ export interface EventsDemoResult {
   eventsPerSec: number;
   acceptP50Ms: number;
   acceptP99Ms: number;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Generate a viewing-history-like event set: per entity increasing times (with ties), unique ids. */

@@ -21,22 +21,12 @@ import { diffState, expectedStates, type FerryEvent, serializeEvent } from "../.
 import { listDlq, queueCounts, redriveDlq } from "../../core/events/queue.js";
 import { ensureEventsResources } from "../../core/events/resources.js";
 import { getEntityState } from "../../core/events/store.js";
+import { mulberry32 } from "../../core/random.js";
 
 type Handler = (e: SQSEvent, c: Context) => Promise<SQSBatchResponse>;
 
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const uniq = () => `evp-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
 

@@ -11,6 +11,7 @@ import { NotFoundError } from "../../core/errors.js";
 import { diffState, expectedStates, type FerryEvent } from "../../core/events/model.js";
 import { ensureEventsTable } from "../../core/events/resources.js";
 import { applyEvent, getEntityState, storeStats } from "../../core/events/store.js";
+import { mulberry32 } from "../../core/random.js";
 
 const table = `events-store-${process.pid}-${Date.now()}`;
 
@@ -24,18 +25,6 @@ function flakyClient(real: DynamoDBClient, rnd: () => number, pBefore: number, p
       return res;
     },
   } as unknown as DynamoDBClient;
-}
-
-/** A small seeded PRNG: the property's counterexamples replay exactly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ev = (entity: string, time: number, id: string): FerryEvent => ({
