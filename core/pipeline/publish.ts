@@ -259,7 +259,12 @@ export async function publish(
     shards: plan.request.shards,
     recordsRouted: partition.records,
   });
-  await transitionVersion(table, dataset, version, "BUILT", { counts: { duplicates, entries } });
+  // A Publish retried after it succeeded (its answer lost) finds the version STAGED already: re-checking and
+  // re-writing the same manifest change nothing, but moving STAGED back to BUILT would be a step backwards.
+  const current = await getVersion(table, dataset, version);
+  if (current?.status !== "STAGED") {
+    await transitionVersion(table, dataset, version, "BUILT", { counts: { duplicates, entries } });
+  }
   const prefix = versionPrefix(dataset, version);
   const files = results.flatMap((r) => r.files);
   await mapLimit(files, opts.verifyConcurrency ?? 8, (f) => verifyPublishedFile(p.dataBucket, prefix, f));

@@ -73,7 +73,7 @@ describe("crc32c", () => {
 
 describe("xxph3_64 (RocksDB util/xxph3.h)", () => {
   const vectors = JSON.parse(
-    readFileSync(join(import.meta.dirname, "../../../shared/data/xxph3-vectors.json"), "utf8"),
+    readFileSync(join(import.meta.dirname, "../fixtures/sst/xxph3-vectors.json"), "utf8"),
   ) as Array<{ len: number; xxph3_64: string }>;
   it("has vectors for every code path", () => {
     const lens = vectors.map((v) => v.len);
