@@ -8,31 +8,7 @@ export async function* kWayMerge<T>(
 ): AsyncIterable<T> {
   const iters = sources.map((s) => s[Symbol.asyncIterator]());
   const heads: T[] = [];
-  const heap: number[] = [];
-  const less = (i: number, j: number): boolean => {
-    const c = compare(heads[i], heads[j]);
-    return c < 0 || (c === 0 && i < j);
-  };
-  const up = (k: number) => {
-    while (k > 0) {
-      const p = (k - 1) >> 1;
-      if (!less(heap[k], heap[p])) break;
-      [heap[k], heap[p]] = [heap[p], heap[k]];
-      k = p;
-    }
-  };
-  const down = (k: number) => {
-    const n = heap.length;
-    for (;;) {
-      const l = 2 * k + 1;
-      if (l >= n) break;
-      let m = l;
-      if (l + 1 < n && less(heap[l + 1], heap[l])) m = l + 1;
-      if (!less(heap[m], heap[k])) break;
-      [heap[k], heap[m]] = [heap[m], heap[k]];
-      k = m;
-    }
-  };
+  const { heap, up, down } = sourceHeap((i, j) => compare(heads[i], heads[j]));
   try {
     const firsts = await Promise.all(iters.map((it) => it.next()));
     firsts.forEach((r, i) => {
@@ -62,26 +38,14 @@ export async function* kWayMerge<T>(
   }
 }
 
-/** Bytewise comparison of two byte arrays (memcmp order, shorter prefix first). */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
 /**
- * The batched form of kWayMerge: sources yield arrays of sorted items, the merge yields arrays of up to `outBatch`
- * items. Only an exhausted batch costs an await, so per-item overhead is a heap step, not a promise.
+ * A binary min-heap of source indexes ordered by `compareSources(i, j)` (their current heads), ties broken by the
+ * lower index so merges are deterministic. `up`/`down` restore the order after a push or a change at the root.
  */
-export async function* kWayMergeBatches<T>(
-  sources: ReadonlyArray<AsyncIterable<T[]>>,
-  compare: (a: T, b: T) => number,
-  outBatch = 1024,
-): AsyncIterable<T[]> {
-  const iters = sources.map((s) => s[Symbol.asyncIterator]());
-  const batches: T[][] = [];
-  const pos: number[] = [];
+function sourceHeap(compareSources: (i: number, j: number) => number) {
   const heap: number[] = [];
   const less = (i: number, j: number): boolean => {
-    const c = compare(batches[i][pos[i]], batches[j][pos[j]]);
+    const c = compareSources(i, j);
     return c < 0 || (c === 0 && i < j);
   };
   const up = (k: number) => {
@@ -104,6 +68,27 @@ export async function* kWayMergeBatches<T>(
       k = m;
     }
   };
+  return { heap, up, down };
+}
+
+/** Bytewise comparison of two byte arrays (memcmp order, shorter prefix first). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/**
+ * The batched form of kWayMerge: sources yield arrays of sorted items, the merge yields arrays of up to `outBatch`
+ * items. Only an exhausted batch costs an await, so per-item overhead is a heap step, not a promise.
+ */
+export async function* kWayMergeBatches<T>(
+  sources: ReadonlyArray<AsyncIterable<T[]>>,
+  compare: (a: T, b: T) => number,
+  outBatch = 1024,
+): AsyncIterable<T[]> {
+  const iters = sources.map((s) => s[Symbol.asyncIterator]());
+  const batches: T[][] = [];
+  const pos: number[] = [];
+  const { heap, up, down } = sourceHeap((i, j) => compare(batches[i][pos[i]], batches[j][pos[j]]));
   /** next non-empty batch of source i, or undefined when it is done */
   const refill = async (i: number): Promise<boolean> => {
     for (;;) {
