@@ -15,6 +15,9 @@ export interface FaultConfig {
   rate: number;
   seed: string;
   when: FaultWhen;
+  /** states (by name) whose FIRST attempt of every call fails regardless of the rate, so a test run is certain to
+   *  exercise at least these retries (a rate alone can draw zero faults for a short execution) */
+  firstAttemptOf?: readonly string[];
 }
 
 export const FAULT_SEED_ENV = "FERRY_FAULT_SEED";
@@ -40,13 +43,15 @@ export class FaultInjector {
 
   /** Decide for the next attempt of this call; returns the error to throw or undefined. */
   next(executionArn: string, state: string, payload: unknown): TransientError | undefined {
-    if (this.config.rate <= 0) return undefined;
+    const forced = this.config.firstAttemptOf ?? [];
+    if (this.config.rate <= 0 && forced.length === 0) return undefined;
     const key = `${executionArn}\u0000${state}\u0000${JSON.stringify(payload)}`;
     const attempt = (this.attempts.get(key) ?? 0) + 1;
     this.attempts.set(key, attempt);
     const h = createHash("sha256").update(`${this.config.seed}\u0000${key}\u0000${attempt}`).digest();
     const u = h.readUInt32BE(0) / 0x1_0000_0000;
-    if (u >= this.config.rate) return undefined;
+    const name = state.slice(state.lastIndexOf("/") + 1);
+    if (u >= this.config.rate && !(attempt === 1 && forced.includes(name))) return undefined;
     this.injected++;
     return new TransientError(
       `fault injected by the local runner (${ENV.faultRate}=${this.config.rate}, ${FAULT_SEED_ENV}=${this.config.seed}, ${this.config.when} the handler) in state ${state}, attempt ${attempt}`,
