@@ -6,6 +6,7 @@
 import { createRequire } from "node:module";
 import * as zlib from "node:zlib";
 import { ConfigError, CorruptionError, EnvironmentError } from "../errors.js";
+import { makeCompressor, type RawCompressor } from "./seal.js";
 import type { SstCompression } from "./types.js";
 
 const require = createRequire(import.meta.url);
@@ -82,6 +83,14 @@ export function preloadCodec(c: SstCompression): void {
   if (c === "snappy") snappy();
   else if (c === "lz4") lz4();
   else if (c === "zstd") zstd();
+}
+
+/** The raw codec call the writer seals blocks with (seal.ts), on this thread. */
+export function rawCompressor(c: SstCompression): RawCompressor | undefined {
+  if (c === "none") return undefined;
+  preloadCodec(c);
+  const ctype = c === "snappy" ? 1 : c === "lz4" ? 4 : 7;
+  return makeCompressor(ctype, (id) => load(id), {});
 }
 
 function putVarint32(out: Uint8Array, p: number, v: number): number {

@@ -35,6 +35,12 @@ export interface SstWriterOptions {
   sessionIdentity?: boolean;
   /** rocksdb.creation.time property (seconds since epoch; default 0 as SstFileWriter writes). */
   creationTime?: number;
+  /**
+   * compress data blocks on a worker thread (pooled, at most availableParallelism() - 1 per process; env
+   * FERRY_SST_COMPRESSION_THREADS overrides, 0 = never) while this thread builds the next ones. The output bytes are
+   * identical either way. Default true; ignored for "none".
+   */
+  parallelCompression?: boolean;
 }
 
 export interface SstFileInfo {

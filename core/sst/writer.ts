@@ -13,7 +13,8 @@ import { hostname } from "node:os";
 import { InputError, LimitError } from "../errors.js";
 import { SST } from "../limits.js";
 import { BloomBuilder } from "./bloom.js";
-import { checkCompression, compressBlock, preloadCodec } from "./codecs.js";
+import { checkCompression, preloadCodec, rawCompressor } from "./codecs.js";
+import { BlockRing, YIELD_EVERY } from "./compress-pool.js";
 import {
   ByteBuf,
   CHECKSUM_CRC32C,
@@ -24,14 +25,18 @@ import {
   FULL_FILTER_BLOCK,
   MAGIC_HI,
   MAGIC_LO,
-  maskCrc,
   PROPERTIES_BLOCK,
   previewKey,
   varintLength,
 } from "./format.js";
+import { type RawCompressor, sealBlock } from "./seal.js";
 import type { ByteSink, SstCompression, SstFileInfo, SstFileSetWriterOptions, SstWriterOptions } from "./types.js";
 
 const CHUNK = 1 << 20;
+/** block rings (pipelined compression) only for block sizes up to this; larger ones seal in place */
+const RING_MAX_BLOCK = 1 << 20;
+/** ring memory target: K slots of ~2 x blockSize each, 4 <= K <= 64 */
+const RING_BYTES = 2 << 20;
 
 /** Separator for the index: RocksDB BytewiseComparator::FindShortestSeparator on user keys (start < limit). */
 export function shortestSeparator(start: Uint8Array, startLen: number, limit: Uint8Array): Uint8Array {
@@ -78,6 +83,20 @@ export class SstWriter {
   private readonly restartInterval: number;
   private readonly bloom: BloomBuilder | undefined;
   private readonly opts: SstWriterOptions;
+
+  // compression: raw codec (undefined for "none") and the block ring that seals blocks, possibly on a worker
+  private readonly rawCompress: RawCompressor | undefined;
+  private readonly ring: BlockRing | undefined;
+  /** index separators of the blocks in the ring, by slot */
+  private readonly ringSeps: Array<Uint8Array | undefined> = [];
+  /** raw bytes (+ trailers) of blocks published to the ring and not collected yet */
+  private inflight = 0;
+  /** lz4/zstd: native codecs whose output buffers are freed only on an event-loop turn (see nativeSealed) */
+  private readonly codecNeedsTurns: boolean;
+  /** blocks compressed on this thread since the last event-loop turn */
+  private nativeSealed = 0;
+  /** blk is the ring's current slot (false after growBlock moved it to private memory) */
+  private inSlot = false;
 
   // current data block
   private blk: Uint8Array;
@@ -133,7 +152,17 @@ export class SstWriter {
       });
     }
     this.bloom = bits > 0 ? new BloomBuilder(bits) : undefined;
-    this.blk = new Uint8Array(Math.max(bs * 2, 8192));
+    this.rawCompress = this.ctype !== 0 ? rawCompressor(this.compression) : undefined;
+    this.codecNeedsTurns = this.compression === "lz4" || this.compression === "zstd";
+    if (this.rawCompress !== undefined && bs <= RING_MAX_BLOCK) {
+      const cap = Math.max(bs * 2, 8192) + 64;
+      const k = Math.max(4, Math.min(64, Math.floor(RING_BYTES / cap)));
+      this.ring = new BlockRing(this.ctype, this.rawCompress, cap, k, opts.parallelCompression ?? true);
+      this.blk = this.ring.nextSlot();
+      this.inSlot = true;
+    } else {
+      this.blk = new Uint8Array(Math.max(bs * 2, 8192));
+    }
     this.restarts = new Uint32Array(Math.max(64, (bs >> 4) + 16));
     this.last = new Uint8Array(256);
     this.chunk = new Uint8Array(CHUNK);
@@ -315,13 +344,14 @@ export class SstWriter {
     const nb = new Uint8Array(cap);
     nb.set(this.blk.subarray(0, this.pos));
     this.blk = nb;
+    this.inSlot = false;
   }
 
   /** Ends the current data block; `nextKey` (if any) is the first key of the next block (for the separator). */
   private flushBlock(nextKey: Uint8Array | undefined): void {
     if (this.blockEntries === 0) return;
-    // restart array + count
-    const need = this.pos + this.nRestarts * 4 + 4;
+    // restart array + count (+ room for the trailer, sealed in place)
+    const need = this.pos + this.nRestarts * 4 + 4 + 5;
     if (need > this.blk.length) this.growBlock(need);
     const b = this.blk;
     let p = this.pos;
@@ -339,14 +369,30 @@ export class SstWriter {
     b[p + 2] = (n >>> 16) & 0xff;
     b[p + 3] = (n >>> 24) & 0xff;
     p += 4;
-    const start = this.offset + this.cpos;
-    const size = this.emitBlock(b.subarray(0, p), true);
-    this.dataBlocks++;
-    this.dataSize += size + 5;
     // index entry: separator between this block's last key and the next block's first key
     const sep =
       nextKey === undefined ? this.last.slice(0, this.lastLen) : shortestSeparator(this.last, this.lastLen, nextKey);
-    this.addIndexEntry(sep, start, size);
+    const ring = this.ring;
+    if (ring !== undefined && this.inSlot) {
+      // hand the block over (sealed later, maybe on the worker); collect the oldest when every slot is taken
+      this.ringSeps[ring.producedCount % ring.k] = sep;
+      ring.publish(p);
+      this.inflight += p + 5;
+      if (ring.full) this.collectOne();
+      this.blk = ring.nextSlot();
+    } else {
+      // no ring, or a block that outgrew its slot: everything before it first, then seal it here
+      if (ring !== undefined) while (ring.inFlight > 0) this.collectOne();
+      const start = this.offset + this.cpos;
+      const size = this.emitBlock(b.subarray(0, p), true);
+      this.dataBlocks++;
+      this.dataSize += size + 5;
+      this.addIndexEntry(sep, start, size);
+      if (ring !== undefined) {
+        this.blk = ring.nextSlot();
+        this.inSlot = true;
+      }
+    }
     this.pos = 0;
     this.nRestarts = 0;
     this.counter = 0;
@@ -367,34 +413,54 @@ export class SstWriter {
   private indexRestarts: number[] = [];
   private indexRestartPos = 0;
 
+  /** The oldest block in the ring, sealed, copied into the output; its index entry. */
+  private collectOne(): void {
+    const ring = this.ring as BlockRing;
+    const slot = ring.collectedCount % ring.k;
+    const sep = this.ringSeps[slot] as Uint8Array;
+    this.ringSeps[slot] = undefined;
+    const b = ring.collect();
+    if (b.inline) this.countNativeSeal();
+    const n = b.size + 5;
+    if (this.cpos + n > this.chunk.length) {
+      this.flushChunk();
+      if (n > this.chunk.length) this.chunk = new Uint8Array(n);
+    }
+    const start = this.offset + this.cpos;
+    this.chunk.set(b.bytes.subarray(b.off, b.off + n), this.cpos);
+    this.cpos += n;
+    this.inflight -= b.rawSize + 5;
+    this.dataBlocks++;
+    this.dataSize += n;
+    this.addIndexEntry(sep, start, b.size);
+  }
+
   /** Writes block + trailer (compressing when `compress` and it pays), returns the stored size (without trailer). */
   private emitBlock(raw: Uint8Array, compress: boolean): number {
-    let data = raw;
-    let type = 0;
-    if (compress && this.ctype !== 0) {
-      const c = compressBlock(this.compression, raw);
-      // GoodCompressionRatio: compressed < raw - raw/8
-      if (c.length < raw.length - Math.floor(raw.length / 8)) {
-        data = c;
-        type = this.ctype;
-      }
-    }
-    const n = data.length;
-    if (this.cpos + n + 5 > this.chunk.length) {
+    const len = raw.length;
+    if (this.cpos + len + 5 > this.chunk.length) {
       this.flushChunk();
-      if (n + 5 > this.chunk.length) this.chunk = new Uint8Array(n + 5);
+      if (len + 5 > this.chunk.length) this.chunk = new Uint8Array(len + 5);
     }
-    const ch = this.chunk;
     const p = this.cpos;
-    ch.set(data, p);
-    ch[p + n] = type;
-    const crc = maskCrc(nativeCrc32c(ch.subarray(p, p + n + 1)));
-    ch[p + n + 1] = crc & 0xff;
-    ch[p + n + 2] = (crc >>> 8) & 0xff;
-    ch[p + n + 3] = (crc >>> 16) & 0xff;
-    ch[p + n + 4] = (crc >>> 24) & 0xff;
+    this.chunk.set(raw, p);
+    const n = sealBlock(this.chunk, p, len, compress ? this.ctype : 0, this.rawCompress, nativeCrc32c);
+    if (compress) this.countNativeSeal();
     this.cpos = p + n + 5;
     return n;
+  }
+
+  /**
+   * lz4-napi and zstd-napi return external buffers whose N-API finalizers run only on an event-loop turn: a caller
+   * that never yields (a synchronous sink) would pile them up (~1 GB over 5M keys). Every YIELD_EVERY blocks
+   * compressed on this thread, add() returns a promise that resolves after one turn (setImmediate).
+   */
+  private countNativeSeal(): void {
+    if (!this.codecNeedsTurns || ++this.nativeSealed < YIELD_EVERY) return;
+    this.nativeSealed = 0;
+    if (this.state !== "open") return;
+    const turn = new Promise<void>((resolve) => setImmediate(resolve));
+    this.pending = this.pending ? this.pending.then(() => turn) : turn;
   }
 
   private flushChunk(): void {
@@ -430,6 +496,10 @@ export class SstWriter {
         throw new InputError(`${this.name}: no entries: RocksDB rejects empty SST files`, { source: this.name });
       }
       this.flushBlock(undefined);
+      if (this.ring !== undefined) {
+        while (this.ring.inFlight > 0) this.collectOne();
+        this.ring.close();
+      }
       await this.drain();
       // filter block (uncompressed)
       let filterHandle: [number, number] | undefined;
@@ -494,7 +564,9 @@ export class SstWriter {
 
   /** Bytes handed to the sink so far plus what is buffered (a lower bound of the final file size). */
   get estimatedFileSize(): number {
-    return this.offset + this.cpos + this.pos;
+    // blocks still in the ring count raw: collection points depend only on the block sequence, so this (and the
+    // file-set rollover it drives) is the same whichever thread compresses
+    return this.offset + this.cpos + this.inflight + this.pos;
   }
   /** the last key added (a copy) */
   get lastKey(): Uint8Array | undefined {
@@ -507,6 +579,7 @@ export class SstWriter {
   async abort(err?: unknown): Promise<void> {
     if (this.state === "finished" || this.state === "aborted") return;
     this.state = "aborted";
+    this.ring?.close();
     try {
       await this.drain();
     } catch {}

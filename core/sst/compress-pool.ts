@@ -1,0 +1,402 @@
+/**
+ * Parallel block compression for SstWriter: a ring of block slots in shared memory, sealed (compressed + trailer)
+ * either by a worker thread (the second core) or, when no worker is attached, by the writer's own thread at the
+ * moment it needs the slot back. Same code (seal.ts), same order, same bytes either way.
+ *
+ * Protocol (Int32 control words in a SharedArrayBuffer, no event-loop turns, so add() stays synchronous):
+ *   main  : builds block #s in slot s % K, publishes it (PROD = s + 1) and, K blocks later, collects it (waits
+ *           until DONE > s, or seals it itself when detached) and copies it into the output chunk.
+ *   worker: seals blocks DONE, DONE+1, … < PROD in order, then sleeps on SIG until main signals more.
+ * Collection points depend only on the block sequence, never on timing, so everything the writer derives from
+ * them (file offsets, the file-size estimate that drives SstFileSetWriter's rollover) is deterministic.
+ *
+ * Workers are pooled per process (at most availableParallelism() - 1), unref'd (never keep the process alive), and
+ * attached to a writer only once its ring is full (small files never wait for a worker to boot).
+ */
+import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { crc32c as nativeCrc32c } from "@node-rs/crc32";
+import { EnvironmentError } from "../errors.js";
+import { makeCompressor, type RawCompressor, sealBlock } from "./seal.js";
+
+const require = createRequire(import.meta.url);
+
+// control words
+const PROD = 0; // blocks published by main
+const DONE = 1; // blocks sealed by the worker (counted from the attach point)
+const SIG = 2; // bumped by main to wake the worker
+const WSLEEP = 3; // 1 while the worker sleeps (or is about to)
+const MSLEEP = 4; // 1 while main waits for DONE
+const CLOSE = 5; // main detaches: the worker leaves the ring once it has sealed everything published
+const ERR = 6; // worker failed (main seals the rest itself)
+const CTRL_WORDS = 8;
+const ERR_BYTES = 1024;
+
+/** wake the worker when this many blocks wait (fewer futex wake-ups; it then seals them in one go) */
+const WAKE_BATCH = 8;
+/** event-loop turn every this many blocks sealed (lets native codecs' external buffers be freed) */
+export const YIELD_EVERY = 256;
+/** main gives up waiting for a live-looking worker after this long without progress */
+const STALL_MS = 120_000;
+
+// ---------------------------------------------------------------------------------------------------------------
+// worker pool
+
+interface PooledWorker {
+  worker: Worker;
+  /** [0]: 0 booting, 1 idle, 2 owned by a ring */
+  state: Int32Array;
+}
+
+const pool: PooledWorker[] = [];
+let disabled = false;
+const stats = { workerBlocks: 0, inlineBlocks: 0 };
+
+/** Process-wide counts of data blocks sealed by a worker and on the writer's thread (tests, benchmarks). */
+export function compressionStats(): { workerBlocks: number; inlineBlocks: number; workers: number } {
+  return { ...stats, workers: pool.length };
+}
+
+/**
+ * Starts a compression worker if the pool has room and resolves once one is idle and ready (false: none will be:
+ * one core, FERRY_SST_COMPRESSION_THREADS=0, or workers unavailable). Optional: writers attach one when ready.
+ */
+export async function warmCompressionWorker(timeoutMs = 10_000): Promise<boolean> {
+  if (maxWorkers() === 0) return false;
+  prewarm();
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (pool.some((w) => Atomics.load(w.state, 0) === 1)) return true;
+    if (disabled || pool.length === 0) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
+
+function resolvePaths(): Record<string, string> {
+  const paths: Record<string, string> = {};
+  for (const name of ["snappy", "lz4-napi", "zstd-napi", "@node-rs/crc32"]) {
+    try {
+      paths[name] = require.resolve(name);
+    } catch {
+      // not installed: the worker fails to load it and main seals inline (same error there)
+    }
+  }
+  return paths;
+}
+
+function workerSource(): string {
+  return `"use strict";
+var __name = function (f) { return f; };
+const { parentPort, workerData } = require("node:worker_threads");
+const sealBlock = (${sealBlock.toString()});
+const makeCompressor = (${makeCompressor.toString()});
+const paths = workerData.paths;
+const crc = require(paths["@node-rs/crc32"] || "@node-rs/crc32").crc32c;
+const state = new Int32Array(workerData.state);
+const compressors = new Map();
+Atomics.store(state, 0, 1);
+// Native codecs (lz4-napi, zstd-napi) hand back external buffers whose finalizers run only on an event-loop turn:
+// the loop therefore sleeps with Atomics.waitAsync and yields every YIELD_EVERY blocks, so memory stays flat.
+const YIELD_EVERY = ${YIELD_EVERY};
+const turn = () => new Promise((r) => setImmediate(r));
+async function serve(m) {
+  const ctrl = new Int32Array(m.ctrl);
+  const lens = new Int32Array(m.lens);
+  const K = m.k;
+  const cap = m.cap;
+  const buf = new Uint8Array(m.slots);
+  const base = m.start;
+  let next = m.start;
+  let sinceTurn = 0;
+  try {
+    let comp = compressors.get(m.ctype);
+    if (comp === undefined) {
+      comp = makeCompressor(m.ctype, require, paths);
+      compressors.set(m.ctype, comp);
+    }
+    for (;;) {
+      if (Atomics.load(ctrl, ${PROD}) > next) {
+        const i = next % K;
+        lens[K + i] = sealBlock(buf, i * cap, lens[i], m.ctype, comp, crc);
+        next++;
+        Atomics.store(ctrl, ${DONE}, next - base);
+        if (Atomics.load(ctrl, ${MSLEEP}) !== 0) Atomics.notify(ctrl, ${DONE});
+        if (++sinceTurn >= YIELD_EVERY) {
+          sinceTurn = 0;
+          await turn();
+        }
+        continue;
+      }
+      if (Atomics.load(ctrl, ${CLOSE}) !== 0) break;
+      const sig = Atomics.load(ctrl, ${SIG});
+      Atomics.store(ctrl, ${WSLEEP}, 1);
+      if (Atomics.load(ctrl, ${PROD}) <= next && Atomics.load(ctrl, ${CLOSE}) === 0) {
+        const w = Atomics.waitAsync(ctrl, ${SIG}, sig, 1000);
+        if (w.async) {
+          await w.value;
+          sinceTurn = 0;
+        }
+      }
+      Atomics.store(ctrl, ${WSLEEP}, 0);
+    }
+  } catch (e) {
+    const msg = Buffer.from(String((e && e.stack) || e)).subarray(0, ${ERR_BYTES - 4});
+    new Uint8Array(m.err).set(msg, 4);
+    new DataView(m.err).setInt32(0, msg.length, true);
+    Atomics.store(ctrl, ${ERR}, 1);
+    Atomics.notify(ctrl, ${DONE});
+  }
+  Atomics.store(state, 0, 1);
+}
+// one ring at a time: rings handed over while one is served wait their turn
+let chain = Promise.resolve();
+parentPort.on("message", (m) => {
+  chain = chain.then(() => serve(m));
+});
+`;
+}
+
+let maxWorkersCache: number | undefined;
+function maxWorkers(): number {
+  if (maxWorkersCache === undefined) maxWorkersCache = computeMaxWorkers();
+  return maxWorkersCache;
+}
+function computeMaxWorkers(): number {
+  const env = process.env.FERRY_SST_COMPRESSION_THREADS;
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    return Number.isInteger(n) && n >= 0 ? n : 0;
+  }
+  return Math.max(0, availableParallelism() - 1);
+}
+
+/** Start a worker in the background (if the pool has room and none is idle or booting). */
+function prewarm(): void {
+  if (disabled) return;
+  for (const w of pool) {
+    const st = Atomics.load(w.state, 0);
+    if (st === 0 || st === 1) return;
+  }
+  if (pool.length >= maxWorkers()) return;
+  try {
+    const state = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(workerSource(), {
+      eval: true,
+      workerData: { state: state.buffer, paths: resolvePaths() },
+    });
+    worker.unref();
+    const pw: PooledWorker = { worker, state };
+    worker.on("error", () => {
+      // a worker that died is never handed out again; its ring (if any) sees ERR or stalls
+      Atomics.store(state, 0, 3);
+    });
+    worker.on("exit", () => {
+      Atomics.store(state, 0, 3);
+      const i = pool.indexOf(pw);
+      if (i >= 0) pool.splice(i, 1);
+    });
+    pool.push(pw);
+  } catch {
+    disabled = true;
+  }
+}
+
+/** An idle, booted worker, now owned by the caller; undefined when none is ready. */
+function tryAcquire(): PooledWorker | undefined {
+  for (const w of pool) if (Atomics.compareExchange(w.state, 0, 1, 2) === 1) return w;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// ring
+
+/** a ring dropped without close() (a writer abandoned after an error) still releases its worker */
+const closer = new FinalizationRegistry<Int32Array>((ctrl) => {
+  Atomics.store(ctrl, CLOSE, 1);
+  Atomics.add(ctrl, SIG, 1);
+  Atomics.notify(ctrl, SIG);
+});
+
+export interface SealedBlock {
+  /** slot bytes: the stored block is bytes[off, off + size + 5) (data + trailer) */
+  bytes: Uint8Array;
+  off: number;
+  size: number;
+  rawSize: number;
+  /** sealed on the calling thread (not by the worker) */
+  inline: boolean;
+}
+
+/**
+ * K block slots of `cap` bytes each. The writer builds block #s directly in `slotView(s)`, calls `publish(len)`,
+ * and later `collect()` returns the blocks in order.
+ */
+export class BlockRing {
+  readonly k: number;
+  readonly cap: number;
+  private readonly ctype: number;
+  private readonly compress: RawCompressor;
+  private readonly slots: SharedArrayBuffer;
+  private readonly buf: Uint8Array;
+  private readonly views: Uint8Array[] = [];
+  private readonly ctrl: Int32Array;
+  private readonly lens: Int32Array;
+  private readonly err = new SharedArrayBuffer(ERR_BYTES);
+  private produced = 0;
+  private collected = 0;
+  private worker: PooledWorker | undefined;
+  /** sequence number of the first block the attached worker seals (its DONE counts from here) */
+  private base = 0;
+  private readonly parallel: boolean;
+  private closed = false;
+
+  constructor(ctype: number, compress: RawCompressor, cap: number, k: number, parallel: boolean) {
+    this.ctype = ctype;
+    this.compress = compress;
+    this.cap = cap;
+    this.k = k;
+    this.slots = new SharedArrayBuffer(cap * k);
+    this.buf = new Uint8Array(this.slots);
+    for (let i = 0; i < k; i++) this.views.push(new Uint8Array(this.slots, i * cap, cap));
+    this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+    this.lens = new Int32Array(new SharedArrayBuffer(8 * k));
+    this.parallel = parallel && maxWorkers() > 0;
+    if (this.parallel) prewarm();
+  }
+
+  get producedCount(): number {
+    return this.produced;
+  }
+  get collectedCount(): number {
+    return this.collected;
+  }
+  /** blocks published and not yet collected */
+  get inFlight(): number {
+    return this.produced - this.collected;
+  }
+  get full(): boolean {
+    return this.produced - this.collected >= this.k;
+  }
+  /** the slot the next block is built in (free: call collect() first when `full`) */
+  nextSlot(): Uint8Array {
+    return this.views[this.produced % this.k];
+  }
+
+  /** Block #produced (in nextSlot(), `len` bytes, cap >= len + 5) is complete. */
+  publish(len: number): void {
+    const i = this.produced % this.k;
+    this.lens[i] = len;
+    this.produced++;
+    const w = this.worker;
+    if (w !== undefined) {
+      const ctrl = this.ctrl;
+      Atomics.store(ctrl, PROD, this.produced);
+      if (Atomics.load(ctrl, WSLEEP) !== 0 && this.produced - this.base - Atomics.load(ctrl, DONE) >= WAKE_BATCH) {
+        this.wake();
+      }
+    }
+  }
+
+  private wake(): void {
+    Atomics.add(this.ctrl, SIG, 1);
+    Atomics.notify(this.ctrl, SIG);
+  }
+
+  /** The oldest published block, sealed. Valid until the next publish(). */
+  collect(): SealedBlock {
+    const s = this.collected;
+    if (s >= this.produced) throw new Error("BlockRing.collect: nothing published");
+    const i = s % this.k;
+    if (this.worker === undefined && this.parallel && !this.closed) this.attach();
+    let size: number;
+    const inline = this.worker === undefined;
+    if (!inline) {
+      this.waitSealed(s);
+      size = this.lens[this.k + i];
+      stats.workerBlocks++;
+    } else {
+      size = sealBlock(this.buf, i * this.cap, this.lens[i], this.ctype, this.compress, nativeCrc32c);
+      stats.inlineBlocks++;
+    }
+    this.collected++;
+    return { bytes: this.buf, off: i * this.cap, size, rawSize: this.lens[i], inline };
+  }
+
+  /** Hands the ring to an idle worker from the current collection point on. */
+  private attach(): void {
+    const w = tryAcquire();
+    if (w === undefined) {
+      prewarm();
+      return;
+    }
+    const ctrl = this.ctrl;
+    for (let j = 0; j < CTRL_WORDS; j++) Atomics.store(ctrl, j, 0);
+    this.base = this.collected;
+    Atomics.store(ctrl, PROD, this.produced);
+    this.worker = w;
+    w.worker.postMessage({
+      ctrl: ctrl.buffer,
+      lens: this.lens.buffer,
+      slots: this.slots,
+      k: this.k,
+      cap: this.cap,
+      ctype: this.ctype,
+      start: this.collected,
+      err: this.err,
+    });
+    closer.register(this, this.ctrl, this);
+  }
+
+  /** Returns once block s is sealed by the worker; throws when the worker failed or stalled. */
+  private waitSealed(s: number): true {
+    const ctrl = this.ctrl;
+    const target = s - this.base;
+    if (Atomics.load(ctrl, DONE) > target) return true;
+    if (Atomics.load(ctrl, WSLEEP) !== 0) this.wake();
+    let last = Atomics.load(ctrl, DONE);
+    let since = Date.now();
+    for (;;) {
+      if (Atomics.load(ctrl, ERR) !== 0) this.failed();
+      Atomics.store(ctrl, MSLEEP, 1);
+      const d = Atomics.load(ctrl, DONE);
+      if (d > target) {
+        Atomics.store(ctrl, MSLEEP, 0);
+        return true;
+      }
+      if (Atomics.load(ctrl, WSLEEP) !== 0) this.wake();
+      Atomics.wait(ctrl, DONE, d, 1000);
+      Atomics.store(ctrl, MSLEEP, 0);
+      const now = Atomics.load(ctrl, DONE);
+      if (now > target) return true;
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      } else if (Date.now() - since > STALL_MS) {
+        throw new EnvironmentError(
+          `sst compression worker made no progress for ${Math.round((Date.now() - since) / 1000)} s (block ${s})`,
+        );
+      }
+    }
+  }
+
+  private failed(): never {
+    const n = new DataView(this.err).getInt32(0, true);
+    const msg = Buffer.from(this.err, 4, n).toString();
+    this.worker = undefined;
+    this.closed = true;
+    throw new EnvironmentError(`sst compression worker failed: ${msg}`);
+  }
+
+  /** Releases the worker (all blocks must be collected, or the writer is being abandoned). */
+  close(): void {
+    this.closed = true;
+    if (this.worker !== undefined) {
+      Atomics.store(this.ctrl, CLOSE, 1);
+      this.wake();
+      this.worker = undefined;
+      closer.unregister(this);
+    }
+  }
+}
