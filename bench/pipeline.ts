@@ -2,17 +2,21 @@
  * bench pipeline: generate ~1 GB of JSONL (~8 M records; `--mb N` for smaller runs), upload it to the local stack,
  * run the synthesized bulk-load state machine plan → publish (→ activate) with the real handlers, and report:
  *
- *   inputMb, seconds (wall time of the execution), mbPerSec, phases (per-state seconds),
- *   ferryCpuSec (CPU of this process during the execution: handlers + runner + SDK), emulatorCpuSec (the s3rver /
- *   dynalite / fauxqs child processes, from /proc/<pid>/stat), mbPerSecPerCore = inputMb ÷ ferryCpuSec,
- *   and per task type (one partition task and one build task re-run alone in a child process): peak RSS, CPU s,
- *   MB/s per core of that task.
+ *   inputMb, seconds (wall time of the execution), mbPerSec,
+ *   ferryCpuSec (CPU of this process during the execution: the real handlers + the SDK + the local Step Functions
+ *   runner, which is small), emulatorCpuSec (the s3rver / dynalite / fauxqs child processes, from /proc/<pid>/stat,
+ *   counted separately: on AWS that work is the services'), mbPerSecPerCore = inputMb ÷ ferryCpuSec,
+ *   phases: per top-level state {wallSec, ferryCpuSec, emulatorCpuSec, mbPerCpuSec} (CPU sampled when the state is
+ *   entered and exited; states run one after another),
+ *   and per task type (one partition task and one build task — build + its verification re-read — re-run alone in a
+ *   child process): peak RSS (VmHWM), CPU s, MB/s per core of that task.
  *
  * Baseline measured in the same run: reading + JSON.parse of the same input in this process (the floor any JSONL
  * pipeline pays), reported as `baselineParseMbPerSecPerCore` and `ratioToParse`.
  *
- * Options: --mb N (default 1024), --shards N (default 8), --keep (leave the generated file), --json (no-op: the
- * last line is always the JSON object).
+ * Options: --mb N (default 1024), --shards N (default 8), --keep (leave the generated file), --profile DIR (the two
+ * child tasks write V8 CPU profiles there: `node --cpu-prof`), --json (no-op: the last line is always the JSON
+ * object).
  */
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -113,11 +117,16 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
   } else {
     const { getJson } = await import("../core/manifest/s3.js");
     const { buildBucket } = await import("../core/pipeline/build.js");
+    const { verifyBuiltFile } = await import("../core/pipeline/publish.js");
     const { stagingKeys } = await import("../core/pipeline/plan.js");
+    const { versionPrefix } = await import("../core/manifest/schema.js");
     const k = stagingKeys(plan.request.dataset, plan.request.version);
     const { runKeys } = await getJson<{ runKeys: string[] }>(dataBucket, k.runs);
     const bucket = plan.buckets[0];
+    // what the Build task does: build, then verify every file it wrote (re-read + sha256 + SST properties)
     const r = await buildBucket({ plan, bucket, runKeys, dataBucket });
+    const prefix = versionPrefix(plan.request.dataset, plan.request.version);
+    for (const f of r.files) await verifyBuiltFile(dataBucket, prefix, f);
     mb = r.files.reduce((s, f) => s + f.bytes, 0) / 1e6;
   }
   const c = process.cpuUsage(c0);
@@ -137,11 +146,24 @@ function childTask(
   bucket: string,
   plan: string,
   env: Record<string, string>,
+  nodeArgs: string[] = [],
 ): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const p = spawn(
       process.execPath,
-      ["--import", "tsx", path.join(here, "run.ts"), "pipeline", "--task", kind, "--bucket", bucket, "--plan", plan],
+      [
+        ...nodeArgs,
+        "--import",
+        "tsx",
+        path.join(here, "run.ts"),
+        "pipeline",
+        "--task",
+        kind,
+        "--bucket",
+        bucket,
+        "--plan",
+        plan,
+      ],
       {
         cwd: root,
         env: { ...process.env, ...env },
@@ -161,10 +183,27 @@ function childTask(
   });
 }
 
+/** Top-level states → phase names (what the summary reports). */
+const PHASE_OF: Record<string, string> = {
+  Plan: "plan",
+  Partition: "partition",
+  PlanBuild: "planBuild",
+  Build: "build",
+  Publish: "publish",
+  Activate: "activate",
+};
+
+interface PhaseCost {
+  wallSec: number;
+  ferryCpuSec: number;
+  emulatorCpuSec: number;
+}
+
 export async function run(args: string[]): Promise<Record<string, unknown>> {
   if (arg(args, "task")) return runTask(args);
   const mb = Number(arg(args, "mb", "1024"));
   const shards = Number(arg(args, "shards", "8"));
+  const profileDir = arg(args, "profile");
   const log = (l: string) => process.stderr.write(`${l}\n`);
   const dir = path.join(root, ".ferry", "bench");
   mkdirSync(dir, { recursive: true });
@@ -189,13 +228,27 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   );
 
   const { withLocalStack } = await import("../local/stack/index.js");
-  const { localDeployment, runLoad } = await import("../cli/commands/load.js");
+  const { localDeployment } = await import("../cli/commands/load.js");
+  const { LocalStepFunctions } = await import("../local/sfn/index.js");
+  const { getVersion } = await import("../core/control/versions.js");
   const { Upload } = await import("@aws-sdk/lib-storage");
   const { s3 } = await import("../core/aws/clients.js");
 
   return withLocalStack(async (stack) => {
     const deployment = await localDeployment();
-    const dataBucket = process.env.FERRY_DATA_BUCKET as string;
+    // the same lookup `ferry load` does: the bulk-load state machine and the Plan function's environment
+    const planFn = Object.values(deployment.functions).find((f) =>
+      f.entry?.replace(/\\/g, "/").endsWith("functions/bulk-load/plan.ts"),
+    );
+    const sm = Object.values(deployment.stateMachines).find((s) =>
+      Object.values(s.asl.States).some((st) => st.Type === "Map" && (st as { Label?: string }).Label === "Partition"),
+    );
+    if (!planFn || !sm) throw new Error("the local deployment has no bulk-load pipeline");
+    const dataBucket = planFn.env.FERRY_DATA_BUCKET;
+    const controlTable = planFn.env.FERRY_CONTROL_TABLE;
+    process.env.FERRY_DATA_BUCKET = dataBucket;
+    process.env.FERRY_CONTROL_TABLE = controlTable;
+
     const version = `b${Date.now().toString(36)}`;
     const key = `input/bench/${version}/data.jsonl`;
     let t = Date.now();
@@ -207,47 +260,89 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     }).done();
     log(`uploaded in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
+    // CPU per phase: this process (handlers, SDK, the local Step Functions runner) and the emulator processes,
+    // sampled when a top-level state is entered and exited (states run one after another; Map items run inside)
     const emuPids = Object.values(stack.emulators).map((e) => e.pid);
-    const emu0 = emuPids.reduce((s, p) => s + procCpuSec(p), 0);
-    const cpu0 = process.cpuUsage();
-    t = Date.now();
-    const summary = await runLoad({
+    const emuCpu = () => emuPids.reduce((s, p) => s + procCpuSec(p), 0);
+    const selfCpu = () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1e6;
+    };
+    const phases: Record<string, PhaseCost> = {};
+    const open = new Map<string, { at: number; cpu: number; emu: number }>();
+    const runner = new LocalStepFunctions(deployment, { waitMs: 1000 });
+    runner.onProgress((e) => {
+      if (e.parents.length > 0) {
+        if (e.type === "mapProgress" && e.done > 0 && e.done % Math.max(1, Math.ceil(e.total / 4)) === 0)
+          log(`  ${e.state}: ${e.done}/${e.total}`);
+        return;
+      }
+      const ph = PHASE_OF[(e as { state?: string }).state ?? ""];
+      if (!ph) return;
+      if (e.type === "stateEntered") open.set(ph, { at: Date.now(), cpu: selfCpu(), emu: emuCpu() });
+      else if (e.type === "stateExited") {
+        const o = open.get(ph);
+        if (!o) return;
+        const p = phases[ph] ?? { wallSec: 0, ferryCpuSec: 0, emulatorCpuSec: 0 };
+        phases[ph] = p;
+        p.wallSec += (Date.now() - o.at) / 1000;
+        p.ferryCpuSec += selfCpu() - o.cpu;
+        p.emulatorCpuSec += emuCpu() - o.emu;
+        log(`  ${ph}: ${p.wallSec.toFixed(2)} s wall, ${p.ferryCpuSec.toFixed(2)} ferry CPU s`);
+      }
+    });
+    const request = {
       dataset: "bench",
       version,
       input: `s3://${dataBucket}/${key}`,
       format: "jsonl",
       key: ["profile_id"],
       shards,
-      deployment,
-      progress: log,
-    });
+    };
+    const emu0 = emuCpu();
+    const cpu0 = selfCpu();
+    t = Date.now();
+    const h = await runner.startExecution(sm.arn, { name: `bench-${version}`, input: { request } });
+    const rec = await h.done;
     const seconds = (Date.now() - t) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const ferryCpuSec = (cpu.user + cpu.system) / 1e6;
-    const emulatorCpuSec = emuPids.reduce((s, p) => s + procCpuSec(p), 0) - emu0;
+    const ferryCpuSec = selfCpu() - cpu0;
+    const emulatorCpuSec = emuCpu() - emu0;
+    if (rec.status !== "SUCCEEDED") throw new Error(`bench load ${rec.status}: ${rec.error}: ${rec.cause}`);
+    const v = await getVersion(controlTable, "bench", version);
+    const counts = v?.counts ?? {};
     log(
-      `load: ${summary.status}, ${summary.records.toLocaleString("en-US")} records, ${summary.files} SST files in ${seconds.toFixed(1)} s`,
+      `load: ${v?.status}, ${(counts.records ?? 0).toLocaleString("en-US")} records, ${counts.files} SST files in ${seconds.toFixed(1)} s`,
     );
 
     const planKey = `staging/bench/${version}/plan.json`;
-    const partition = await childTask("partition", dataBucket, planKey, stack.env);
-    const build = await childTask("build", dataBucket, planKey, stack.env);
+    const prof = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDir)}`] : [];
+    const partition = await childTask("partition", dataBucket, planKey, stack.env, prof);
+    const build = await childTask("build", dataBucket, planKey, stack.env, prof);
 
     if (!args.includes("--keep")) rmSync(file, { force: true });
     const round = (x: number) => Math.round(x * 100) / 100;
+    const phaseOut: Record<string, PhaseCost & { mbPerCpuSec: number }> = {};
+    for (const [k, p] of Object.entries(phases)) {
+      phaseOut[k] = {
+        wallSec: round(p.wallSec),
+        ferryCpuSec: round(p.ferryCpuSec),
+        emulatorCpuSec: round(p.emulatorCpuSec),
+        mbPerCpuSec: round(inputMb / Math.max(0.001, p.ferryCpuSec)),
+      };
+    }
     return {
       bench: "pipeline",
       inputMb: round(inputMb),
-      records: summary.records,
-      files: summary.files,
-      sstMb: round(summary.bytes / 1e6),
+      records: counts.records,
+      files: counts.files,
+      sstMb: round((v?.bytes ?? 0) / 1e6),
       shards,
       seconds: round(seconds),
       mbPerSec: round(inputMb / seconds),
       mbPerSecPerCore: round(inputMb / ferryCpuSec),
       ferryCpuSec: round(ferryCpuSec),
       emulatorCpuSec: round(emulatorCpuSec),
-      phases: summary.phases,
+      phases: phaseOut,
       partitionTask: {
         ...partition,
         mbPerSecPerCore: round(Number(partition.mb) / Number(partition.cpuSec)),
@@ -256,6 +351,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       baselineParseMbPerSecPerCore: round(baselineParseMbPerSecPerCore),
       ratioToParse: round(inputMb / ferryCpuSec / baselineParseMbPerSecPerCore),
       cores: os.cpus().length,
+      loadAvg: os.loadavg().map(round),
     };
   });
 }

@@ -31,6 +31,7 @@ import {
   putJsonl,
 } from "../manifest/s3.js";
 import { planChunks } from "../records/readers.js";
+import { s3Opener } from "../records/source.js";
 import { parseLoadRequest, parseS3Uri } from "./config.js";
 import { partitionChunk } from "./partition.js";
 import { chooseBucketsForPlan } from "./sample.js";
@@ -150,6 +151,16 @@ function pointerFor(plan: Plan, extra: Partial<PlanPointer>): PlanPointer {
   };
 }
 
+/**
+ * How Plan reads sampled chunks: ranged GETs of one sample window each. The default opener reads 8 MiB windows
+ * with one prefetched (Partition's streaming size), so a 256 KiB sample window cost 16 MiB of GETs — 1 GB of input
+ * cost ~512 MiB of sampling reads; with windows sized to the sample it is ~2× what is parsed.
+ */
+export function sampleOpener() {
+  // sampleChunk spreads sampleBytesPerChunk over 4 windows (its default)
+  return s3Opener(Math.max(64 * 1024, Math.ceil(PIPELINE.sampleBytesPerChunk / 4)));
+}
+
 /** Plan one version (see the file comment). */
 export async function planLoad(args: PlanArgs): Promise<PlanPointer> {
   const request = parseLoadRequest(args.request);
@@ -182,7 +193,7 @@ export async function planLoad(args: PlanArgs): Promise<PlanPointer> {
         field: "input",
       });
     }
-    const buckets: Bucket[] = await chooseBucketsForPlan({ request, chunks, inputBytes });
+    const buckets: Bucket[] = await chooseBucketsForPlan({ request, chunks, inputBytes, open: sampleOpener() });
     plan = {
       request,
       dataBucket: args.dataBucket,

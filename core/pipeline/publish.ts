@@ -1,11 +1,15 @@
 /**
  * Build (per bucket, wrapping core/pipeline/build.ts), Publish, Activate and MarkFailed.
  *
- * Publish gathers every bucket's build result, checks it — entries = records in − duplicates, records in = the
- * partition totals, files of a shard do not overlap and stay inside their bucket's key range, every file re-read
- * from S3 with the size and sha256 it claims and its SST properties (entries, key range) read back with SstReader —
- * then writes the immutable manifest (write-once) and marks the version STAGED. A shard without keys is allowed
- * and recorded (`emptyShards`).
+ * Build verifies its own files once they are uploaded: every SST is re-read from S3 (size and sha256 streamed over
+ * the landed bytes, compared with what the writer claimed) and its SST properties (entries, smallest/largest key)
+ * read back with SstReader over ranged GETs. The result stored at results/build/<bucket>.json records that
+ * (`verified`). So the full re-read is spread over the Build Map, not done by one Lambda at the end.
+ *
+ * Publish gathers every bucket's build result and checks it — every result verified, entries = records in −
+ * duplicates, records in = the partition totals, files of a shard do not overlap and stay inside their bucket's key
+ * range, paths unique — plus one HeadObject per file (it exists, with the size verified), then writes the immutable
+ * manifest (write-once) and marks the version STAGED. A shard without keys is allowed and recorded (`emptyShards`).
  */
 import { activateVersion, retireOldVersions } from "../control/datasets.js";
 import { failVersion, getVersion, transitionVersion } from "../control/versions.js";
@@ -74,31 +78,59 @@ function summarize(r: BuildResult, reused: boolean): BuildTaskResult {
   };
 }
 
+/** What Build records about its own verification of the files it wrote (see verifyBuiltFile). */
+export const VERIFY_METHOD = "reread-sha256+sst-properties";
+
+function verifiedRecord(files: BuildResult["files"]): NonNullable<BuildResult["verified"]> {
+  return { method: VERIFY_METHOD, files: files.length, bytes: files.reduce((s, f) => s + f.bytes, 0) };
+}
+
 export async function buildTask(a: BuildTaskArgs): Promise<BuildTaskResult> {
   const plan = await loadPlan(a.dataBucket, a.planKey);
   const { dataset, version } = plan.request;
-  const resultKey = stagingKeys(dataset, version).buildResult(a.bucket.id);
+  const k = stagingKeys(dataset, version);
+  const resultKey = k.buildResult(a.bucket.id);
+  const prefix = versionPrefix(dataset, version);
   const prior = await getJsonOrUndefined<BuildResult>(a.dataBucket, resultKey);
   if (prior) {
-    // reuse only if every file it names is still there with its size
-    const prefix = versionPrefix(dataset, version);
+    // reuse only if every file it names is still there with its size (a stored result was verified when written)
     const present = await mapLimit(
       prior.files,
       8,
       async (f) => (await headObject(a.dataBucket, prefix + f.path))?.size === f.bytes,
     );
-    if (present.every(Boolean)) return summarize(prior, true);
+    if (present.every(Boolean)) {
+      if (prior.verified) return summarize(prior, true);
+      // written before Build verified its files: verify now, rebuild if that fails
+      const ok = await mapLimit(prior.files, VERIFY_CONCURRENCY, (f) =>
+        verifyBuiltFile(a.dataBucket, prefix, f).then(
+          () => true,
+          (e) => {
+            if (e instanceof CorruptionError) return false;
+            throw e;
+          },
+        ),
+      );
+      if (ok.every(Boolean)) {
+        const r = { ...prior, verified: verifiedRecord(prior.files) };
+        await putJson(a.dataBucket, resultKey, r);
+        return summarize(r, true);
+      }
+    }
   }
   const runKeys = await loadRunKeys(a.dataBucket, a.runsKey);
-  const r = await recordItemError(
-    a.dataBucket,
-    stagingKeys(dataset, version).itemError(a.bucket.id),
-    `bucket ${a.bucket.id}`,
-    () => buildBucket({ plan, bucket: a.bucket, runKeys, dataBucket: a.dataBucket }),
-  );
+  const r = await recordItemError(a.dataBucket, k.itemError(a.bucket.id), `bucket ${a.bucket.id}`, async () => {
+    const built = await buildBucket({ plan, bucket: a.bucket, runKeys, dataBucket: a.dataBucket });
+    // what landed is what the writer produced: a CorruptionError here fails the item (retries rebuild it)
+    await mapLimit(built.files, VERIFY_CONCURRENCY, (f) => verifyBuiltFile(a.dataBucket, prefix, f));
+    return { ...built, verified: verifiedRecord(built.files) };
+  });
   await putJson(a.dataBucket, resultKey, r);
   return summarize(r, false);
 }
+
+/** files of one bucket verified at once (each is one streamed GET plus a few small ranged GETs) */
+const VERIFY_CONCURRENCY = 4;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Publish
@@ -145,6 +177,15 @@ export function checkBuildResults(c: PublishCheckInput): {
     duplicates += r.duplicates;
     const e = r.files.reduce((s, f) => s + f.entries, 0);
     entries += e;
+    const v = r.verified;
+    const bytes = r.files.reduce((s, f) => s + f.bytes, 0);
+    if (!v || v.files !== r.files.length || v.bytes !== bytes) {
+      throw new ValidationError(
+        v
+          ? `bucket ${b.id}: Build verified ${v.files} files / ${v.bytes} bytes but its result lists ${r.files.length} files / ${bytes} bytes`
+          : `bucket ${b.id}: the build result was not verified (Build re-reads every file it writes before recording its result)`,
+      );
+    }
     if (e !== r.recordsIn - r.duplicates) {
       throw new ValidationError(
         `bucket ${b.id}: files hold ${e} entries but ${r.recordsIn} records in − ${r.duplicates} duplicates = ${r.recordsIn - r.duplicates}`,
@@ -194,8 +235,12 @@ export function checkBuildResults(c: PublishCheckInput): {
   return { emptyShards, entries, duplicates };
 }
 
-/** Re-read one published file: size and sha256 over its bytes, and its SST properties. */
-export async function verifyPublishedFile(
+/**
+ * Build's check of one file it wrote: re-read the object from S3 with size and sha256 streamed over the landed bytes
+ * (compared with what the writer claimed), then its SST properties (entries, smallest/largest key) read back with
+ * SstReader over ranged GETs. Throws CorruptionError naming the object.
+ */
+export async function verifyBuiltFile(
   dataBucket: string,
   prefix: string,
   f: BuildResult["files"][number],
@@ -224,6 +269,21 @@ export async function verifyPublishedFile(
     }
   } finally {
     await reader.close();
+  }
+}
+
+/** Publish's cheap check of one file Build verified: it exists with that size (one HeadObject, no re-read). */
+export async function checkPublishedFile(
+  dataBucket: string,
+  prefix: string,
+  f: BuildResult["files"][number],
+): Promise<void> {
+  const key = prefix + f.path;
+  const where = `s3://${dataBucket}/${key}`;
+  const head = await headObject(dataBucket, key);
+  if (!head) throw new CorruptionError(`${where}: missing (its build result lists it)`, { file: where });
+  if (head.size !== f.bytes) {
+    throw new CorruptionError(`${where}: ${head.size} bytes, build result says ${f.bytes}`, { file: where });
   }
 }
 
@@ -267,7 +327,7 @@ export async function publish(
   }
   const prefix = versionPrefix(dataset, version);
   const files = results.flatMap((r) => r.files);
-  await mapLimit(files, opts.verifyConcurrency ?? 8, (f) => verifyPublishedFile(p.dataBucket, prefix, f));
+  await mapLimit(files, opts.verifyConcurrency ?? 32, (f) => checkPublishedFile(p.dataBucket, prefix, f));
   const recordsIn = partition.records + partition.skipped;
   const manifest = buildManifest(plan, results, { recordsIn, duplicates, skipped: partition.skipped });
   if (manifest.counts.entries !== recordsIn - duplicates - partition.skipped) {

@@ -109,4 +109,9 @@ export interface BuildResult {
     bytes: number;
     sha256: string;
   }>;
+  /**
+   * Set by Build once every file was re-read from S3 after its upload (size and sha256 of the landed bytes, SST
+   * properties read back); Publish refuses a result without it. `files`/`bytes` are what was verified.
+   */
+  verified?: { method: string; files: number; bytes: number };
 }

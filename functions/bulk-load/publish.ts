@@ -1,5 +1,6 @@
 /**
- * Publish — check every build result, re-read every SST file, write the immutable manifest, mark STAGED.
+ * Publish — check every build result (verified by Build; counts, ranges, shards, unique paths), HeadObject every SST
+ * file (present, with its verified size; no re-read), write the immutable manifest, mark STAGED.
  *
  * Input: PlanPointer. Output: PlanPointer + { manifestKey, records, duplicates, skipped, entries, files, bytes,
  * emptyShards }.

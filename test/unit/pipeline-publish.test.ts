@@ -1,5 +1,5 @@
 /**
- * Publish's checks (pure): every bucket has a result, entries = records in − duplicates per bucket, builds read what
+ * Publish's checks (pure): every bucket has a result verified by Build, entries = records in − duplicates per bucket, builds read what
  * partitions routed, files of a shard do not overlap and stay inside their bucket, empty shards are recorded;
  * manifest building (sorted files, counts) and content equality without timestamps; failure descriptions.
  */
@@ -25,7 +25,18 @@ const file = (shard: number, name: string, lo: string, hi: string, entries: numb
   bytes: 100 * entries,
   sha256: sha,
 });
+/** every result as Build stores it: verified (re-read after upload) with the files and bytes it lists */
 function results(): BuildResult[] {
+  return raw().map((r) => ({
+    ...r,
+    verified: {
+      method: "reread-sha256+sst-properties",
+      files: r.files.length,
+      bytes: r.files.reduce((s, f) => s + f.bytes, 0),
+    },
+  }));
+}
+function raw(): BuildResult[] {
   return [
     {
       bucketId: "s0000-b0000",
@@ -66,6 +77,18 @@ describe("checkBuildResults", () => {
       (rs: BuildResult[]) => (rs[1].files[0] = file(0, "b1-0", "6c", "7a", 5)),
       20,
       /below its bucket's lower bound/,
+    ],
+    [
+      "a result Build did not verify",
+      (rs: BuildResult[]) => delete rs[1].verified,
+      20,
+      /bucket s0000-b0001: the build result was not verified/,
+    ],
+    [
+      "a result listing files other than the verified ones",
+      (rs: BuildResult[]) => rs[0].files.push(file(0, "b0-2", "6a", "6b", 1)),
+      20,
+      /bucket s0000-b0000: Build verified 2 files \/ 1000 bytes but its result lists 3 files \/ 1100 bytes/,
     ],
     ["a file of another shard", (rs: BuildResult[]) => (rs[2].files[0].shard = 2), 20, /is for shard 2, not 1/],
     [
