@@ -1,18 +1,24 @@
 /**
  * `npm run bench -- sst [--keys N] [--runs R] [--codecs none,snappy,lz4,zstd] [--bloom-bits B] [--gets N]
- *                       [--rss-gb 0.5,2] [--dir DIR] [--no-native]`
+ *                       [--rss-gb 0.5,2] [--dir DIR] [--no-native] [--serial]`
  *
  * Writer: N keys (16-byte ASCII keys, 100-byte values that compress ~2x) written by ferry's SstWriter and by
  * rocksdb::SstFileWriter (bench/native/sst_writer.cc, compiled here against librocksdb) in the same run, per codec,
  * median of R runs each, alternating. Each ferry run is a child process so its peak RSS is its own.
  * Reader: point gets/s (half present, half absent keys) on the N-key file, with and without a bloom filter.
  * RSS: peak RSS of the ferry writer for files of the given sizes (GB), to show it does not grow with file size.
+ *
+ * Compression is PARALLEL by default: ferry seals data blocks on a worker thread (core/sst/compress-pool.ts) while
+ * the writer thread builds the next ones; rocksdb::SstFileWriter here compresses on its one thread
+ * (CompressionOptions::parallel_threads = 1, the default). `--serial` runs ferry on one thread too. Both views are
+ * reported: wall-clock keys/s (ratio) and process CPU seconds (user + sys, all threads: cpuRatio, µs per key).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { compressionStats } from "../core/sst/compress-pool.js";
 import { fileSink, SstReader, SstWriter } from "../core/sst/index.js";
 import type { SstCompression } from "../core/sst/types.js";
 
@@ -46,6 +52,7 @@ async function ferryWrite(
   n: number,
   codec: SstCompression,
   bloomBits: number,
+  parallelCompression: boolean,
 ): Promise<{ seconds: number; cpuSeconds: number }> {
   const pool = makePool();
   const key = new Uint8Array(16).fill(48);
@@ -54,7 +61,7 @@ async function ferryWrite(
   for (let i = 0; i < POOL_VALUES; i++) values.push(pool.subarray(i * VALUE_LEN, i * VALUE_LEN + VALUE_LEN));
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const w = new SstWriter(fileSink(out), { compression: codec, bloomBitsPerKey: bloomBits });
+  const w = new SstWriter(fileSink(out), { compression: codec, bloomBitsPerKey: bloomBits, parallelCompression });
   let vi = 0;
   for (let i = 0; i < n; i++) {
     const p = w.add(key, values[vi]);
@@ -106,9 +113,12 @@ function runChild(mode: string, params: Record<string, string | number>): Record
 async function child(): Promise<void> {
   const p = JSON.parse(process.env.SST_BENCH_CHILD as string);
   if (p.mode === "write") {
-    const { seconds, cpuSeconds } = await ferryWrite(p.out, p.keys, p.codec, p.bloom);
+    const { seconds, cpuSeconds } = await ferryWrite(p.out, p.keys, p.codec, p.bloom, p.parallel !== 0);
     const rssMb = process.resourceUsage().maxRSS / 1024;
-    process.stdout.write(`${JSON.stringify({ seconds, cpuSeconds, rssMb, bytes: statSync(p.out).size })}\n`);
+    const st = compressionStats();
+    process.stdout.write(
+      `${JSON.stringify({ seconds, cpuSeconds, rssMb, bytes: statSync(p.out).size, workerBlocks: st.workerBlocks, inlineBlocks: st.inlineBlocks })}\n`,
+    );
   } else if (p.mode === "gets") {
     const r = await SstReader.open(p.file);
     const n = p.gets as number;
@@ -152,11 +162,22 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   const rssGb = arg(args, "--rss-gb", "").split(",").filter(Boolean).map(Number);
   const dir = arg(args, "--dir", join(tmpdir(), `ferry-sst-bench-${process.pid}`));
   const noNative = args.includes("--no-native");
+  const serial = args.includes("--serial");
   mkdirSync(dir, { recursive: true });
   const native = noNative ? undefined : buildNative();
   if (!native && !noNative)
     process.stderr.write("bench sst: librocksdb-dev headers missing: native baseline skipped\n");
-  const result: Record<string, unknown> = { bench: "sst", keys, runs, bloomBitsPerKey: bloom, valueBytes: VALUE_LEN };
+  const result: Record<string, unknown> = {
+    bench: "sst",
+    keys,
+    runs,
+    bloomBitsPerKey: bloom,
+    valueBytes: VALUE_LEN,
+    ferryCompression: serial ? "serial (writer thread)" : "parallel (worker thread seals blocks)",
+    nativeCompression: "serial (SstFileWriter, parallel_threads = 1)",
+    cores: availableParallelism(),
+    loadAverageStart: loadavg().map((x) => Number(x.toFixed(2))),
+  };
   const perCodec: Record<string, unknown> = {};
   let peakRss = 0;
   try {
@@ -167,10 +188,16 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       const natCpu: number[] = [];
       let bytesF = 0;
       let bytesN = 0;
+      let rssF = 0;
+      let workerBlocks = 0;
+      let inlineBlocks = 0;
       for (let r = 0; r < runs; r++) {
         const outF = join(dir, `ferry-${codec}.sst`);
-        const c = runChild("write", { out: outF, keys, codec, bloom });
+        const c = runChild("write", { out: outF, keys, codec, bloom, parallel: serial ? 0 : 1 });
         f.push(c.seconds);
+        rssF = Math.max(rssF, c.rssMb);
+        workerBlocks += c.workerBlocks;
+        inlineBlocks += c.inlineBlocks;
         fCpu.push(c.cpuSeconds);
         bytesF = c.bytes;
         peakRss = Math.max(peakRss, c.rssMb);
@@ -198,6 +225,12 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         cpuRatio: natCpu.length ? Number((median(natCpu) / median(fCpu)).toFixed(3)) : undefined,
         ferryCpuKeysPerSec: Math.round(keys / median(fCpu)),
         nativeCpuKeysPerSec: natCpu.length ? Math.round(keys / median(natCpu)) : undefined,
+        ferryCpuUsPerKey: Number(((median(fCpu) / keys) * 1e6).toFixed(3)),
+        nativeCpuUsPerKey: natCpu.length ? Number(((median(natCpu) / keys) * 1e6).toFixed(3)) : undefined,
+        ferryPeakRssMb: Math.round(rssF),
+        // share of data blocks the worker sealed (the rest: before it attached, or serial)
+        workerShare:
+          workerBlocks + inlineBlocks > 0 ? Number((workerBlocks / (workerBlocks + inlineBlocks)).toFixed(3)) : 0,
         ferrySeconds: f.map((x) => Number(x.toFixed(3))),
         nativeSeconds: nat.map((x) => Number(x.toFixed(3))),
         ferryCpuSeconds: fCpu.map((x) => Number(x.toFixed(3))),
@@ -207,6 +240,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       };
     }
     result.codecs = perCodec;
+    result.loadAverageEnd = loadavg().map((x) => Number(x.toFixed(2)));
     result.writerPeakRssMb = Math.round(peakRss);
     // reader: point gets with and without bloom on an N-key file
     if (gets > 0) {

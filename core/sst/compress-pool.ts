@@ -33,8 +33,11 @@ const ERR = 6; // worker failed (main seals the rest itself)
 const CTRL_WORDS = 8;
 const ERR_BYTES = 1024;
 
-/** wake the worker when this many blocks wait (fewer futex wake-ups; it then seals them in one go) */
-const WAKE_BATCH = 8;
+/**
+ * wake a sleeping worker only once this share of the ring waits: a futex wake-up costs main tens of microseconds on
+ * a busy machine, and the woken worker seals until it catches up (~100 blocks per wake-up with 128 slots)
+ */
+const WAKE_SHARE = 0.4;
 /** event-loop turn every this many blocks sealed (lets native codecs' external buffers be freed) */
 export const YIELD_EVERY = 256;
 /** main gives up waiting for a live-looking worker after this long without progress */
@@ -51,10 +54,16 @@ interface PooledWorker {
 
 const pool: PooledWorker[] = [];
 let disabled = false;
-const stats = { workerBlocks: 0, inlineBlocks: 0 };
+const stats = { workerBlocks: 0, inlineBlocks: 0, wakes: 0, waits: 0 };
 
 /** Process-wide counts of data blocks sealed by a worker and on the writer's thread (tests, benchmarks). */
-export function compressionStats(): { workerBlocks: number; inlineBlocks: number; workers: number } {
+export function compressionStats(): {
+  workerBlocks: number;
+  inlineBlocks: number;
+  wakes: number;
+  waits: number;
+  workers: number;
+} {
   return { ...stats, workers: pool.length };
 }
 
@@ -98,7 +107,8 @@ const state = new Int32Array(workerData.state);
 const compressors = new Map();
 Atomics.store(state, 0, 1);
 // Native codecs (lz4-napi, zstd-napi) hand back external buffers whose finalizers run only on an event-loop turn:
-// the loop therefore sleeps with Atomics.waitAsync and yields every YIELD_EVERY blocks, so memory stays flat.
+// the loop therefore yields to the event loop every YIELD_EVERY blocks, so memory stays flat. (It sleeps with a
+// synchronous Atomics.wait: waitAsync wake-ups go through the event loop and cost main ~10 us each.)
 const YIELD_EVERY = ${YIELD_EVERY};
 const turn = () => new Promise((r) => setImmediate(r));
 async function serve(m) {
@@ -133,11 +143,7 @@ async function serve(m) {
       const sig = Atomics.load(ctrl, ${SIG});
       Atomics.store(ctrl, ${WSLEEP}, 1);
       if (Atomics.load(ctrl, ${PROD}) <= next && Atomics.load(ctrl, ${CLOSE}) === 0) {
-        const w = Atomics.waitAsync(ctrl, ${SIG}, sig, 1000);
-        if (w.async) {
-          await w.value;
-          sinceTurn = 0;
-        }
+        Atomics.wait(ctrl, ${SIG}, sig, 1000);
       }
       Atomics.store(ctrl, ${WSLEEP}, 0);
     }
@@ -250,6 +256,7 @@ export class BlockRing {
   /** sequence number of the first block the attached worker seals (its DONE counts from here) */
   private base = 0;
   private readonly parallel: boolean;
+  private readonly wakeBatch: number;
   private closed = false;
 
   constructor(ctype: number, compress: RawCompressor, cap: number, k: number, parallel: boolean) {
@@ -263,6 +270,7 @@ export class BlockRing {
     this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
     this.lens = new Int32Array(new SharedArrayBuffer(8 * k));
     this.parallel = parallel && maxWorkers() > 0;
+    this.wakeBatch = Math.max(1, Math.floor(k * WAKE_SHARE));
     if (this.parallel) prewarm();
   }
 
@@ -293,13 +301,16 @@ export class BlockRing {
     if (w !== undefined) {
       const ctrl = this.ctrl;
       Atomics.store(ctrl, PROD, this.produced);
-      if (Atomics.load(ctrl, WSLEEP) !== 0 && this.produced - this.base - Atomics.load(ctrl, DONE) >= WAKE_BATCH) {
+      if (Atomics.load(ctrl, WSLEEP) !== 0 && this.produced - this.base - Atomics.load(ctrl, DONE) >= this.wakeBatch) {
         this.wake();
       }
     }
   }
 
   private wake(): void {
+    // one notify per sleep: the worker sets WSLEEP again before its next wait
+    Atomics.store(this.ctrl, WSLEEP, 0);
+    stats.wakes++;
     Atomics.add(this.ctrl, SIG, 1);
     Atomics.notify(this.ctrl, SIG);
   }
@@ -366,6 +377,7 @@ export class BlockRing {
         return true;
       }
       if (Atomics.load(ctrl, WSLEEP) !== 0) this.wake();
+      stats.waits++;
       Atomics.wait(ctrl, DONE, d, 1000);
       Atomics.store(ctrl, MSLEEP, 0);
       const now = Atomics.load(ctrl, DONE);

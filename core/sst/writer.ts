@@ -35,8 +35,8 @@ import type { ByteSink, SstCompression, SstFileInfo, SstFileSetWriterOptions, Ss
 const CHUNK = 1 << 20;
 /** block rings (pipelined compression) only for block sizes up to this; larger ones seal in place */
 const RING_MAX_BLOCK = 1 << 20;
-/** ring memory target: K slots of ~2 x blockSize each, 4 <= K <= 64 */
-const RING_BYTES = 2 << 20;
+/** ring memory target: K slots of ~2 x blockSize each, 4 <= K <= 128 (128 x 8 KiB for 4 KiB blocks) */
+const RING_BYTES = 1100 * 1024;
 
 /** Separator for the index: RocksDB BytewiseComparator::FindShortestSeparator on user keys (start < limit). */
 export function shortestSeparator(start: Uint8Array, startLen: number, limit: Uint8Array): Uint8Array {
@@ -156,7 +156,7 @@ export class SstWriter {
     this.codecNeedsTurns = this.compression === "lz4" || this.compression === "zstd";
     if (this.rawCompress !== undefined && bs <= RING_MAX_BLOCK) {
       const cap = Math.max(bs * 2, 8192) + 64;
-      const k = Math.max(4, Math.min(64, Math.floor(RING_BYTES / cap)));
+      const k = Math.max(4, Math.min(128, Math.floor(RING_BYTES / cap)));
       this.ring = new BlockRing(this.ctype, this.rawCompress, cap, k, opts.parallelCompression ?? true);
       this.blk = this.ring.nextSlot();
       this.inSlot = true;
