@@ -302,6 +302,24 @@ export interface MultipartSinkOptions {
   /** parts uploading at once */
   concurrency?: number;
   contentType?: string;
+  /**
+   * Send the parts as UNSIGNED-PAYLOAD: SigV4 then does not sha256 every body byte (the SDK still sends and S3
+   * still validates each body's CRC32 flexible checksum). For callers that hash what they write themselves (the SST
+   * writer's sha256), so each byte is sha256-hashed once. Added by the pipeline area (Build's SST uploads).
+   */
+  unsignedPayload?: boolean;
+}
+
+/** Marks a command's request UNSIGNED-PAYLOAD (set before signing, at the build step). */
+function unsignedPayload<T extends { middlewareStack: { add: (...a: never[]) => unknown } }>(cmd: T): T {
+  (cmd.middlewareStack as unknown as { add: (mw: unknown, o: unknown) => void }).add(
+    (next: (a: unknown) => unknown) => (args: { request?: { headers?: Record<string, string> } }) => {
+      if (args.request?.headers) args.request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+      return next(args);
+    },
+    { step: "build", name: "ferryUnsignedPayload" },
+  );
+  return cmd;
 }
 
 export interface S3MultipartSink extends ByteSink {
@@ -332,6 +350,8 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
     });
   }
   const where = s3Uri(bucket, key);
+  const maybeUnsigned = <T extends { middlewareStack: { add: (...a: never[]) => unknown } }>(c: T): T =>
+    opts.unsignedPayload ? unsignedPayload(c) : c;
 
   let buffered: Uint8Array[] = [];
   let bufferedBytes = 0;
@@ -392,7 +412,9 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
     const p = (async () => {
       const id = await ensureUpload();
       const res = await withRetries(`UploadPart ${where} #${n}`, () =>
-        s3().send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: id, PartNumber: n, Body: body })),
+        s3().send(
+          maybeUnsigned(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: id, PartNumber: n, Body: body })),
+        ),
       );
       if (!res.ETag) throw new EnvironmentError(`UploadPart ${where} #${n}: no ETag returned`);
       parts.push({ PartNumber: n, ETag: res.ETag });
@@ -483,7 +505,11 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
           // small object: one PutObject
           const body = takePart(bufferedBytes);
           const res = await withRetries(`PutObject ${where}`, () =>
-            s3().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: opts.contentType })),
+            s3().send(
+              maybeUnsigned(
+                new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: opts.contentType }),
+              ),
+            ),
           );
           etag = res.ETag;
         } else {

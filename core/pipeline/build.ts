@@ -14,16 +14,10 @@ import { PIPELINE } from "../limits.js";
 import { versionPrefix } from "../manifest/schema.js";
 import { printableKey } from "../records/key.js";
 import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
-import { type OpenSink, openS3Sink } from "../shuffle/io.js";
+import { s3MultipartSink } from "../aws/s3.js";
+import type { OpenSink } from "../shuffle/io.js";
 import { kWayMergeBatches } from "../shuffle/merge.js";
-import {
-  compareRunRecords,
-  type RunMeta,
-  type RunRecord,
-  readRunEntry,
-  readRunMeta,
-  readSegmentBatches,
-} from "../shuffle/run.js";
+import { type RunMeta, type RunRecord, readRunEntry, readRunMeta, readSegmentBatches } from "../shuffle/run.js";
 import { shardOf } from "../shuffle/shard.js";
 import { readVarint, varintLength, writeVarint } from "../shuffle/varint.js";
 import { SstFileSetWriter } from "../sst/writer.js";
@@ -43,6 +37,13 @@ export interface BuildArgs {
   /** parallel index reads (default 16) */
   concurrency?: number;
 }
+
+/**
+ * Where Build's SST files go by default: S3 multipart uploads sent as UNSIGNED-PAYLOAD, so SigV4 does not sha256
+ * every byte again — the SST writer already hashes each byte once (the file's sha256), and each part still carries
+ * the SDK's CRC32 checksum, which S3 validates.
+ */
+export const openSstSink: OpenSink = (bucket, key) => s3MultipartSink(bucket, key, { unsignedPayload: true });
 
 export function sstFileName(bucketId: string, n: number): string {
   return `${bucketId}-${String(n).padStart(4, "0")}.sst`;
@@ -71,6 +72,24 @@ export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
   if (i !== b.length) return false;
   while (i-- > 0) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * compareRunRecords (key bytewise, then chunk index, then line) with the key comparison in JavaScript: the merge
+ * compares a few times per record, and Buffer.compare's native call (~120 ns) costs more than comparing ~20-byte
+ * keys byte by byte (~40 ns). Same order as compareRunRecords (property-tested).
+ */
+export function compareRecords(a: RunRecord, b: RunRecord): number {
+  const ka = a.key;
+  const kb = b.key;
+  const la = ka.length;
+  const lb = kb.length;
+  const n = la < lb ? la : lb;
+  for (let i = 0; i < n; i++) {
+    const d = ka[i] - kb[i];
+    if (d !== 0) return d;
+  }
+  return la - lb || a.run - b.run || a.line - b.line;
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
@@ -117,7 +136,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
       const next: AsyncIterable<RunRecord[]>[] = [];
       for (let g = 0; g < sources.length; g += fanIn) {
         const path = join(tmp, `round${mergeRounds}-${g / fanIn}`);
-        await writeTmpRun(path, kWayMergeBatches(sources.slice(g, g + fanIn), compareRunRecords));
+        await writeTmpRun(path, kWayMergeBatches(sources.slice(g, g + fanIn), compareRecords));
         next.push(readTmpRun(path));
       }
       sources = next;
@@ -128,7 +147,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     const lower = bucket.lowerKey ? Buffer.from(bucket.lowerKey, "hex") : undefined;
     const upper = bucket.upperKey ? Buffer.from(bucket.upperKey, "hex") : undefined;
     const prefix = versionPrefix(req.dataset, req.version);
-    const openSink = args.openSink ?? openS3Sink;
+    const openSink = args.openSink ?? openSstSink;
     const names: string[] = [];
     const writer = new SstFileSetWriter(
       (n) => {
@@ -171,7 +190,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     };
 
     try {
-      merge: for await (const batch of kWayMergeBatches(sources, compareRunRecords)) {
+      merge: for await (const batch of kWayMergeBatches(sources, compareRecords)) {
         for (let i = 0; i < batch.length; i++) {
           const r = batch[i];
           result.recordsIn++;

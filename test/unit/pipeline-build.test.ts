@@ -3,12 +3,13 @@
  * below the bucket's lower bound or at/above its upper bound are a CorruptionError naming the key and the chunk;
  * duplicates are found by sameKey under each policy; sameKey itself.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CorruptionError, InputError } from "../../core/errors.js";
-import { buildBucket, sameKey } from "../../core/pipeline/build.js";
+import { buildBucket, compareRecords, sameKey } from "../../core/pipeline/build.js";
 import type { Bucket, LoadRequest, Plan } from "../../core/pipeline/types.js";
 import { memoryObject } from "../../core/records/index.js";
-import { memorySinks, RunWriter, shardOf } from "../../core/shuffle/index.js";
+import { compareRunRecords, memorySinks, RunWriter, shardOf } from "../../core/shuffle/index.js";
 import { bufferSource, SstReader } from "../../core/sst/index.js";
 
 const enc = new TextEncoder();
@@ -143,5 +144,23 @@ describe("sameKey", () => {
     expect(sameKey(b("abc"), b("abd"))).toBe(false);
     expect(sameKey(b("abc"), b("xbc"))).toBe(false);
     expect(sameKey(b("ab"), b("abc"))).toBe(false);
+  });
+});
+
+describe("compareRecords", () => {
+  it("orders like compareRunRecords (key bytewise, then chunk, then line)", () => {
+    const rec = fc.record({
+      key: fc.uint8Array({ maxLength: 6, max: 3 }),
+      run: fc.integer({ min: 0, max: 3 }),
+      line: fc.integer({ min: 0, max: 3 }),
+    });
+    fc.assert(
+      fc.property(rec, rec, (a, b) => {
+        const r = { ...a, value: new Uint8Array(0) };
+        const s = { ...b, value: new Uint8Array(0) };
+        expect(Math.sign(compareRecords(r, s))).toBe(Math.sign(compareRunRecords(r, s)));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
