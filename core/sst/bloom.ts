@@ -62,8 +62,17 @@ export class BloomBuilder {
   add(bytes: Uint8Array, start: number, len: number): void {
     const t = this.tmp;
     xxph3_64Parts(bytes, start, len, t);
-    const a = t[0];
-    const b = t[1];
+    this.addHash(t[0], t[1]);
+  }
+
+  /** Adds `count` precomputed hashes ([low32, high32] pairs from hashes[off]), in key order. */
+  addHashes(hashes: Uint32Array, off: number, count: number): void {
+    const end = off + 2 * count;
+    for (let i = off; i < end; i += 2) this.addHash(hashes[i], hashes[i + 1]);
+  }
+
+  /** Adds one key's hash (a = low 32 bits, b = high 32 bits of XXPH3). */
+  addHash(a: number, b: number): void {
     if (this.n > 0 && this.last1 === a && this.last2 === b) return;
     if (this.pos === HASH_CHUNK) {
       this.cur1 = new Uint32Array(HASH_CHUNK);

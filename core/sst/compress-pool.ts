@@ -18,7 +18,8 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { crc32c as nativeCrc32c } from "@node-rs/crc32";
 import { EnvironmentError } from "../errors.js";
-import { makeCompressor, type RawCompressor, sealBlock } from "./seal.js";
+import { hashBlockKeys, makeCompressor, type RawCompressor, sealBlock } from "./seal.js";
+import { makeXxph3, xxph3_64Parts } from "./xxph3.js";
 
 const require = createRequire(import.meta.url);
 
@@ -101,6 +102,8 @@ var __name = function (f) { return f; };
 const { parentPort, workerData } = require("node:worker_threads");
 const sealBlock = (${sealBlock.toString()});
 const makeCompressor = (${makeCompressor.toString()});
+const hashBlockKeys = (${hashBlockKeys.toString()});
+const xxph3 = (${makeXxph3.toString()})();
 const paths = workerData.paths;
 const crc = require(paths["@node-rs/crc32"] || "@node-rs/crc32").crc32c;
 const state = new Int32Array(workerData.state);
@@ -118,6 +121,10 @@ async function serve(m) {
   const cap = m.cap;
   const buf = new Uint8Array(m.slots);
   const base = m.start;
+  const hashes = m.hashes ? new Uint32Array(m.hashes) : undefined;
+  const hashStride = 2 * m.maxKeys;
+  const scratch = new Uint8Array(cap);
+  const tmp = new Uint32Array(2);
   let next = m.start;
   let sinceTurn = 0;
   try {
@@ -129,6 +136,9 @@ async function serve(m) {
     for (;;) {
       if (Atomics.load(ctrl, ${PROD}) > next) {
         const i = next % K;
+        if (hashes !== undefined) {
+          lens[2 * K + i] = hashBlockKeys(buf, i * cap, lens[i], hashes, i * hashStride, scratch, xxph3.parts, tmp);
+        }
         lens[K + i] = sealBlock(buf, i * cap, lens[i], m.ctype, comp, crc);
         next++;
         Atomics.store(ctrl, ${DONE}, next - base);
@@ -233,6 +243,10 @@ export interface SealedBlock {
   rawSize: number;
   /** sealed on the calling thread (not by the worker) */
   inline: boolean;
+  /** bloom hashes of the block's keys ([low32, high32] pairs at hashes[hashOff]; hashCount keys), when hashing */
+  hashes: Uint32Array | undefined;
+  hashOff: number;
+  hashCount: number;
 }
 
 /**
@@ -243,7 +257,7 @@ export class BlockRing {
   readonly k: number;
   readonly cap: number;
   private readonly ctype: number;
-  private readonly compress: RawCompressor;
+  private readonly compress: RawCompressor | undefined;
   private readonly slots: SharedArrayBuffer;
   private readonly buf: Uint8Array;
   private readonly views: Uint8Array[] = [];
@@ -257,9 +271,25 @@ export class BlockRing {
   private base = 0;
   private readonly parallel: boolean;
   private readonly wakeBatch: number;
+  // bloom hashing of each block's keys (off the writer's thread when a worker is attached)
+  private readonly hashes: Uint32Array | undefined;
+  private readonly maxKeys: number;
+  private scratch: Uint8Array | undefined;
+  private readonly tmp = new Uint32Array(2);
   private closed = false;
 
-  constructor(ctype: number, compress: RawCompressor, cap: number, k: number, parallel: boolean) {
+  /**
+   * `ctype` 0 (none) seals with the trailer only. `hashKeys`: also compute the bloom hashes of every block's keys
+   * (the writer then does not hash in add()).
+   */
+  constructor(
+    ctype: number,
+    compress: RawCompressor | undefined,
+    cap: number,
+    k: number,
+    parallel: boolean,
+    hashKeys: boolean,
+  ) {
     this.ctype = ctype;
     this.compress = compress;
     this.cap = cap;
@@ -268,7 +298,10 @@ export class BlockRing {
     this.buf = new Uint8Array(this.slots);
     for (let i = 0; i < k; i++) this.views.push(new Uint8Array(this.slots, i * cap, cap));
     this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
-    this.lens = new Int32Array(new SharedArrayBuffer(8 * k));
+    this.lens = new Int32Array(new SharedArrayBuffer(12 * k));
+    // smallest entry: 3 varint bytes + the 8-byte internal-key suffix
+    this.maxKeys = Math.floor(cap / 11) + 1;
+    this.hashes = hashKeys ? new Uint32Array(new SharedArrayBuffer(8 * this.maxKeys * k)) : undefined;
     this.parallel = parallel && maxWorkers() > 0;
     this.wakeBatch = Math.max(1, Math.floor(k * WAKE_SHARE));
     if (this.parallel) prewarm();
@@ -323,16 +356,39 @@ export class BlockRing {
     if (this.worker === undefined && this.parallel && !this.closed) this.attach();
     let size: number;
     const inline = this.worker === undefined;
+    const hashOff = i * 2 * this.maxKeys;
     if (!inline) {
       this.waitSealed(s);
       size = this.lens[this.k + i];
       stats.workerBlocks++;
     } else {
+      if (this.hashes !== undefined) {
+        this.scratch ??= new Uint8Array(this.cap);
+        this.lens[2 * this.k + i] = hashBlockKeys(
+          this.buf,
+          i * this.cap,
+          this.lens[i],
+          this.hashes,
+          hashOff,
+          this.scratch,
+          xxph3_64Parts,
+          this.tmp,
+        );
+      }
       size = sealBlock(this.buf, i * this.cap, this.lens[i], this.ctype, this.compress, nativeCrc32c);
       stats.inlineBlocks++;
     }
     this.collected++;
-    return { bytes: this.buf, off: i * this.cap, size, rawSize: this.lens[i], inline };
+    return {
+      bytes: this.buf,
+      off: i * this.cap,
+      size,
+      rawSize: this.lens[i],
+      inline,
+      hashes: this.hashes,
+      hashOff,
+      hashCount: this.hashes !== undefined ? this.lens[2 * this.k + i] : 0,
+    };
   }
 
   /** Hands the ring to an idle worker from the current collection point on. */
@@ -356,6 +412,8 @@ export class BlockRing {
       ctype: this.ctype,
       start: this.collected,
       err: this.err,
+      hashes: this.hashes?.buffer,
+      maxKeys: this.maxKeys,
     });
     closer.register(this, this.ctrl, this);
   }

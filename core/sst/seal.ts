@@ -98,3 +98,73 @@ export function sealBlock(
   buf[e + 4] = (masked >>> 24) & 0xff;
   return n;
 }
+
+/**
+ * Bloom hashes of the user keys in a raw data block buf[off, off+len) (internal keys, prefix-compressed, restart
+ * array at the end): XXPH3 [low32, high32] of each user key, in entry order, into out[outOff + 2i], out[outOff + 2i + 1].
+ * `scratch` holds one internal key (>= the longest key + 8 bytes), `tmp` two words. Returns the number of keys.
+ */
+export function hashBlockKeys(
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  out: Uint32Array,
+  outOff: number,
+  scratch: Uint8Array,
+  parts: (b: Uint8Array, start: number, len: number, out: Uint32Array) => void,
+  tmp: Uint32Array,
+): number {
+  const end0 = off + len;
+  const nRestarts = (buf[end0 - 4] | (buf[end0 - 3] << 8) | (buf[end0 - 2] << 16) | (buf[end0 - 1] << 24)) >>> 0;
+  const end = end0 - 4 - 4 * nRestarts;
+  let p = off;
+  let n = 0;
+  let o = outOff;
+  while (p < end) {
+    let shared = buf[p++];
+    if (shared >= 128) {
+      let v = shared & 127;
+      let sh = 7;
+      let c = buf[p++];
+      while (c >= 128) {
+        v |= (c & 127) << sh;
+        sh += 7;
+        c = buf[p++];
+      }
+      shared = (v | (c << sh)) >>> 0;
+    }
+    let nonShared = buf[p++];
+    if (nonShared >= 128) {
+      let v = nonShared & 127;
+      let sh = 7;
+      let c = buf[p++];
+      while (c >= 128) {
+        v |= (c & 127) << sh;
+        sh += 7;
+        c = buf[p++];
+      }
+      nonShared = (v | (c << sh)) >>> 0;
+    }
+    let vlen = buf[p++];
+    if (vlen >= 128) {
+      let v = vlen & 127;
+      let sh = 7;
+      let c = buf[p++];
+      while (c >= 128) {
+        v |= (c & 127) << sh;
+        sh += 7;
+        c = buf[p++];
+      }
+      vlen = (v | (c << sh)) >>> 0;
+    }
+    if (nonShared <= 32) for (let j = 0; j < nonShared; j++) scratch[shared + j] = buf[p + j];
+    else scratch.set(buf.subarray(p, p + nonShared), shared);
+    p += nonShared + vlen;
+    parts(scratch, 0, shared + nonShared - 8, tmp);
+    out[o] = tmp[0];
+    out[o + 1] = tmp[1];
+    o += 2;
+    n++;
+  }
+  return n;
+}

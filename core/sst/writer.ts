@@ -29,7 +29,8 @@ import {
   previewKey,
   varintLength,
 } from "./format.js";
-import { type RawCompressor, sealBlock } from "./seal.js";
+import { hashBlockKeys, type RawCompressor, sealBlock } from "./seal.js";
+import { xxph3_64Parts } from "./xxph3.js";
 import type { ByteSink, SstCompression, SstFileInfo, SstFileSetWriterOptions, SstWriterOptions } from "./types.js";
 
 const CHUNK = 1 << 20;
@@ -95,6 +96,9 @@ export class SstWriter {
   private readonly codecNeedsTurns: boolean;
   /** blocks compressed on this thread since the last event-loop turn */
   private nativeSealed = 0;
+  /** bloom hashes computed in add() (no ring); else per block when it is sealed */
+  private hashInAdd = true;
+  private hashScratch: Uint8Array | undefined;
   /** blk is the ring's current slot (false after growBlock moved it to private memory) */
   private inSlot = false;
 
@@ -157,7 +161,16 @@ export class SstWriter {
     if (this.rawCompress !== undefined && bs <= RING_MAX_BLOCK) {
       const cap = Math.max(bs * 2, 8192) + 64;
       const k = Math.max(4, Math.min(128, Math.floor(RING_BYTES / cap)));
-      this.ring = new BlockRing(this.ctype, this.rawCompress, cap, k, opts.parallelCompression ?? true);
+      // with a ring, the bloom hashes come from each block's keys at sealing time (on the worker when attached)
+      this.ring = new BlockRing(
+        this.ctype,
+        this.rawCompress,
+        cap,
+        k,
+        opts.parallelCompression ?? true,
+        this.bloom !== undefined,
+      );
+      this.hashInAdd = false;
       this.blk = this.ring.nextSlot();
       this.inSlot = true;
     } else {
@@ -306,7 +319,7 @@ export class SstWriter {
     this.entries++;
     this.rawKeyBytes += klen + 8;
     this.rawValueBytes += vlen;
-    if (this.bloom) this.bloom.add(key, 0, klen);
+    if (this.hashInAdd && this.bloom) this.bloom.add(key, 0, klen);
     const pend = this.pending;
     if (pend !== undefined) {
       this.pending = undefined;
@@ -383,6 +396,7 @@ export class SstWriter {
     } else {
       // no ring, or a block that outgrew its slot: everything before it first, then seal it here
       if (ring !== undefined) while (ring.inFlight > 0) this.collectOne();
+      if (!this.hashInAdd && this.bloom) this.hashBlock(b, p);
       const start = this.offset + this.cpos;
       const size = this.emitBlock(b.subarray(0, p), true);
       this.dataBlocks++;
@@ -413,6 +427,16 @@ export class SstWriter {
   private indexRestarts: number[] = [];
   private indexRestartPos = 0;
 
+  /** Bloom hashes of the keys of a raw block built outside the ring (a block that outgrew its slot). */
+  private hashBlock(b: Uint8Array, len: number): void {
+    const bloom = this.bloom as BloomBuilder;
+    const keys = Math.floor(len / 11) + 1;
+    const out = new Uint32Array(2 * keys);
+    if (!this.hashScratch || this.hashScratch.length < len) this.hashScratch = new Uint8Array(len);
+    const n = hashBlockKeys(b, 0, len, out, 0, this.hashScratch, xxph3_64Parts, new Uint32Array(2));
+    bloom.addHashes(out, 0, n);
+  }
+
   /** The oldest block in the ring, sealed, copied into the output; its index entry. */
   private collectOne(): void {
     const ring = this.ring as BlockRing;
@@ -421,6 +445,7 @@ export class SstWriter {
     this.ringSeps[slot] = undefined;
     const b = ring.collect();
     if (b.inline) this.countNativeSeal();
+    if (b.hashes !== undefined) (this.bloom as BloomBuilder).addHashes(b.hashes, b.hashOff, b.hashCount);
     const n = b.size + 5;
     if (this.cpos + n > this.chunk.length) {
       this.flushChunk();

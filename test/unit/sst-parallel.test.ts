@@ -78,6 +78,18 @@ describe("parallel compression", () => {
     60_000,
   );
 
+  it("the bloom filter (hashed per block, on the worker) equals the one hashed key by key (no compression)", async () => {
+    const filterOf = async (bytes: Uint8Array) => {
+      const r = await SstReader.open(bufferSource(bytes));
+      const h = r.metaBlocks.get("fullfilter.rocksdb.BuiltinBloomFilter");
+      if (!h) throw new Error("no filter block");
+      return sha(bytes.subarray(h.offset, h.offset + h.size + 5));
+    };
+    const plain = await filterOf(await build(30_000, { compression: "none" }));
+    expect(await filterOf(await build(30_000, { compression: "snappy", parallelCompression: true }))).toBe(plain);
+    expect(await filterOf(await build(30_000, { compression: "lz4", parallelCompression: false }))).toBe(plain);
+  }, 60_000);
+
   it("file sets roll over at the same keys with and without the worker", async () => {
     const write = async (parallelCompression: boolean) => {
       const files: ReturnType<typeof memorySink>[] = [];
