@@ -55,8 +55,12 @@ export const PIPELINE = {
   partitionMemoryBytes: 256 * MiB,
   /** Build/merge: bytes per ranged GET when streaming a run segment (2 windows in memory per merged run) */
   segmentReadBytes: 1 * MiB,
-  /** input bytes Plan reads per sampled chunk (spread over a few windows of byte-range chunks) */
-  sampleBytesPerChunk: 1 * MiB,
+  /**
+   * input bytes Plan reads per sampled chunk (spread over a few windows of byte-range chunks). 256 KiB of ~100-byte
+   * records is ~2,500 records for the 1,000 keys kept; Plan parses all of it in one Lambda, so at the sampleMaxChunks
+   * cap (2,000 chunks) this bounds Plan's sampling to ~0.5 GiB (1 MiB per chunk was 2 GiB: minutes of CPU)
+   */
+  sampleBytesPerChunk: 256 * 1024,
   /** Plan samples at most this many chunks (evenly spaced), weights scaled to the whole input */
   sampleMaxChunks: 2000,
   /** duplicate-key examples named in an InputError (policy "error") and skipped-record examples kept */
