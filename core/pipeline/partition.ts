@@ -6,11 +6,12 @@
 import { PIPELINE } from "../limits.js";
 import { stagingPrefix } from "../manifest/schema.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
-import { chunkIndex, readChunk } from "../records/readers.js";
+import { makeFastJsonlMapper } from "../records/jsonl-fast.js";
+import { chunkIndex, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
 import type { OpenObject } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
 import { RunWriter } from "../shuffle/run.js";
-import { makeRouter } from "./sample.js";
+import { makeRangeRouter, makeRouter } from "./sample.js";
 import type { Chunk, PartitionResult, Plan } from "./types.js";
 
 export function runKey(dataset: string, version: string, chunkId: string): string {
@@ -28,6 +29,8 @@ export interface PartitionArgs {
   /** memory budget before spilling sorted sub-runs to local disk (default PIPELINE.partitionMemoryBytes) */
   memoryBytes?: number;
   tmpDir?: string;
+  /** JSONL: map lines from their bytes when certain of the result (default true; false = always JSON.parse) */
+  fastPath?: boolean;
 }
 
 export async function partitionChunk(
@@ -60,10 +63,53 @@ export async function partitionChunk(
     memoryBytes: args.memoryBytes,
     tmpDir: args.tmpDir,
   });
-  for await (const rec of readChunk(chunk, req.format, { open: args.open, compression: req.compression })) {
-    const m = mapper(rec);
-    if (isSkipped(m)) continue;
-    writer.add(route(m.key), m.key, m.value, rec.line);
+  const readOpts = { open: args.open, compression: req.compression };
+  const fast = req.format === "jsonl" && args.fastPath !== false ? makeFastJsonlMapper(req) : undefined;
+  if (fast) {
+    // JSONL: lines mapped from their bytes (core/records/jsonl-fast.ts); a line the fast path is not certain about
+    // goes the straightforward way (JSON.parse, mapper), which gives the same bytes or names the bad record
+    const routeRange = makeRangeRouter(plan.buckets, req.shards);
+    let where: { source: string; chunkStart?: number } = { source };
+    await forEachJsonlLine(
+      chunk,
+      readOpts,
+      (w) => {
+        where = w;
+      },
+      (buf, s, e, line) => {
+        if (fast.map(buf, s, e)) {
+          const b = routeRange(fast.keySrc, fast.keyStart, fast.keyEnd);
+          writer.addRanges(
+            b,
+            fast.keySrc,
+            fast.keyStart,
+            fast.keyEnd,
+            fast.valSrc,
+            fast.segs,
+            fast.nsegs,
+            fast.valueLen,
+            line,
+          );
+          return;
+        }
+        const rec = jsonlRecord(
+          Buffer.from(buf.buffer, buf.byteOffset + s, e - s),
+          where.source,
+          line,
+          where.chunkStart,
+        );
+        if (!rec) return;
+        const m = mapper(rec);
+        if (isSkipped(m)) return;
+        writer.add(route(m.key), m.key, m.value, line);
+      },
+    );
+  } else {
+    for await (const rec of readChunk(chunk, req.format, readOpts)) {
+      const m = mapper(rec);
+      if (isSkipped(m)) continue;
+      writer.add(route(m.key), m.key, m.value, rec.line);
+    }
   }
   const key = runKey(req.dataset, req.version, chunk.id);
   const sink = await (args.openSink ?? openS3Sink)(args.dataBucket, key);

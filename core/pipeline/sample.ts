@@ -7,7 +7,7 @@ import { PIPELINE } from "../limits.js";
 import { readChunk } from "../records/readers.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
 import type { OpenObject } from "../records/source.js";
-import { shardOf } from "../shuffle/shard.js";
+import { murmur3_32Range, shardOf } from "../shuffle/shard.js";
 import type { Bucket, Chunk, InputFormat, LoadRequest } from "./types.js";
 
 export interface KeySample {
@@ -216,6 +216,15 @@ export function chooseBuckets(
  * once per plan.
  */
 export function makeRouter(buckets: Bucket[], shards: number): (key: Uint8Array) => number {
+  const route = makeRangeRouter(buckets, shards);
+  return (key: Uint8Array) => route(key, 0, key.length);
+}
+
+/** makeRouter for a key given as buf[start, end) (no view per key). */
+export function makeRangeRouter(
+  buckets: Bucket[],
+  shards: number,
+): (buf: Uint8Array, start: number, end: number) => number {
   const byShard: Array<{ lowers: Buffer[]; indexes: number[] }> = Array.from({ length: shards }, () => ({
     lowers: [],
     indexes: [],
@@ -232,15 +241,15 @@ export function makeRouter(buckets: Bucket[], shards: number): (key: Uint8Array)
   byShard.forEach((s, i) => {
     if (s.indexes.length === 0) throw new RangeError(`the plan has no bucket for shard ${i}`);
   });
-  return (key: Uint8Array) => {
-    const s = byShard[shardOf(key, shards)];
+  return (buf: Uint8Array, start: number, end: number) => {
+    const s = byShard[murmur3_32Range(buf, start, end) % shards];
     const { lowers } = s;
     // last bucket whose lowerKey <= key
     let lo = 0;
     let hi = lowers.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (Buffer.compare(lowers[mid], key) <= 0) lo = mid;
+      if (lowers[mid].compare(buf, start, end) <= 0) lo = mid;
       else hi = mid - 1;
     }
     return s.indexes[lo];

@@ -110,3 +110,69 @@ export async function* splitLines(
   }
   if (carryLen > 0) yield { bytes: Buffer.concat(carry, carryLen), offset: lineStart };
 }
+
+/**
+ * The callback form of splitLines for hot loops: calls `onLine(buf, start, end)` for every line of `pieces` (which
+ * begin at a line start, absolute offset `offset`), synchronously within each piece, without a view or a promise per
+ * line. `buf[start, end)` is the line without its '\n' (a trailing '\r' is kept); `buf` is a plain Uint8Array (its
+ * subarray() is cheaper than a Buffer's), valid only during the call. Stops before the first line that starts at or
+ * past `stopAt` (the rest of the stream is not read).
+ */
+export async function scanLines(
+  pieces: AsyncIterable<Uint8Array>,
+  offset: number,
+  stopAt: number,
+  maxLineBytes: number,
+  source: string,
+  onLine: (buf: Uint8Array, start: number, end: number) => void,
+): Promise<void> {
+  let carry: Buffer[] = [];
+  let carryLen = 0;
+  let lineStart = offset;
+  let pos = offset;
+  const u8 = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length);
+  for await (const p of pieces) {
+    const piece = Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.length);
+    const view = u8(piece);
+    let from = 0;
+    if (carryLen > 0) {
+      const nl = piece.indexOf(10);
+      if (nl >= 0) {
+        if (lineStart >= stopAt) return;
+        carry.push(piece.subarray(0, nl));
+        const joined = Buffer.concat(carry, carryLen + nl);
+        carry = [];
+        carryLen = 0;
+        onLine(u8(joined), 0, joined.length);
+        from = nl + 1;
+        lineStart = pos + from;
+      }
+    }
+    if (carryLen === 0) {
+      for (;;) {
+        const nl = piece.indexOf(10, from);
+        if (nl < 0) break;
+        if (lineStart >= stopAt) return;
+        onLine(view, from, nl);
+        from = nl + 1;
+        lineStart = pos + from;
+      }
+    }
+    if (from < piece.length) {
+      if (lineStart >= stopAt) return;
+      carry.push(from === 0 ? piece : piece.subarray(from));
+      carryLen += piece.length - from;
+      if (carryLen > maxLineBytes) {
+        throw new InputError(
+          `${source} byte ${lineStart}: a line is longer than ${maxLineBytes} bytes (no newline found); is this really line-delimited text?`,
+          { source, offset: lineStart },
+        );
+      }
+    }
+    pos += piece.length;
+  }
+  if (carryLen > 0 && lineStart < stopAt) {
+    const joined = Buffer.concat(carry, carryLen);
+    onLine(u8(joined), 0, joined.length);
+  }
+}

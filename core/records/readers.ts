@@ -11,7 +11,7 @@ import { InputError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import type { Chunk, InputCompression, InputFormat } from "../pipeline/types.js";
 import { compressionFromMagic, compressionFromName, decompress } from "./compression.js";
-import { skipPartialLine, splitLines } from "./lines.js";
+import { scanLines, skipPartialLine, splitLines } from "./lines.js";
 import { type ObjectReader, type OpenObject, openS3Object, s3Url } from "./source.js";
 
 /** One input record with where it came from. */
@@ -151,6 +151,18 @@ export async function* readChunk(
     yield* readParquet(reader, chunk.rowGroups);
     return;
   }
+  const { pieces, ctx } = await openTextChunk(reader, chunk, opts);
+  if (format === "jsonl") yield* readJsonl(pieces, ctx);
+  else if (format === "csv") yield* readCsv(pieces, ctx, reader);
+  else throw new InputError(`unknown input format ${String(format)}`, { field: "format" });
+}
+
+/** The byte stream of a JSONL/CSV chunk (decompressed; ranged chunks read past `end` only to finish a line). */
+async function openTextChunk(
+  reader: ObjectReader,
+  chunk: Chunk,
+  opts: ReadOptions,
+): Promise<{ pieces: AsyncIterable<Uint8Array>; ctx: LineCtx }> {
   const maxRecordBytes = opts.maxRecordBytes ?? PIPELINE.maxRecordBytes;
   const ranged = chunk.start !== undefined && (chunk.start > 0 || (chunk.end ?? reader.size) < reader.size);
   const start = ranged ? (chunk.start ?? 0) : 0;
@@ -179,9 +191,63 @@ export async function* readChunk(
     maxRecordBytes,
     compressed: compression !== "none",
   };
-  if (format === "jsonl") yield* readJsonl(pieces, ctx);
-  else if (format === "csv") yield* readCsv(pieces, ctx, reader);
-  else throw new InputError(`unknown input format ${String(format)}`, { field: "format" });
+  return { pieces, ctx };
+}
+
+/**
+ * The lines of a JSONL chunk for hot loops: `onLine(buf, start, end, line)` for every line the chunk owns, in order,
+ * synchronously per piece (see scanLines). `buf[start, end)` is the line without '\n' and a trailing '\r', valid
+ * only during the call; `line` is what SourceRecord.line would be. Blank lines are passed too (jsonlRecord skips
+ * them). Returns where the lines come from: `source` and `chunkStart` (as in SourceRecord).
+ */
+export async function forEachJsonlLine(
+  chunk: Chunk,
+  opts: ReadOptions,
+  onStart: (where: { source: string; chunkStart?: number }) => void,
+  onLine: (buf: Uint8Array, start: number, end: number, line: number) => void,
+): Promise<void> {
+  const reader = await (opts.open ?? openS3Object)(chunk.bucket, chunk.key, chunk.size);
+  const { pieces, ctx } = await openTextChunk(reader, chunk, opts);
+  const skip = ctx.ranged && ctx.start > 0;
+  onStart({ source: ctx.source, chunkStart: skip ? ctx.start : undefined });
+  const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);
+  let line = 0;
+  await scanLines(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, (buf, s, e) => {
+    line++;
+    onLine(buf, s, e > s && buf[e - 1] === 13 ? e - 1 : e, line);
+  });
+}
+
+/**
+ * One JSONL line (without '\n' and a trailing '\r') as a SourceRecord: the parsed object, or a record with a
+ * `problem` (not JSON, not an object); undefined for a blank line (not a record).
+ */
+export function jsonlRecord(
+  b: Buffer,
+  source: string,
+  line: number,
+  chunkStart: number | undefined,
+): SourceRecord | undefined {
+  // blank lines are not records
+  let blank = true;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c !== 32 && c !== 9) {
+      blank = false;
+      break;
+    }
+  }
+  if (blank) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(b.toString("utf8"));
+  } catch (e) {
+    return { record: {}, source, line, chunkStart, problem: `is not valid JSON (${(e as Error).message})` };
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    return { record: {}, source, line, chunkStart, problem: "is not a JSON object" };
+  }
+  return { record: v as Record<string, unknown>, source, line, chunkStart };
 }
 
 interface LineCtx {
@@ -229,34 +295,8 @@ async function* readJsonl(pieces: AsyncIterable<Uint8Array>, ctx: LineCtx): Asyn
     line++;
     let b = l.bytes;
     if (b.length > 0 && b[b.length - 1] === 13) b = b.subarray(0, b.length - 1);
-    // blank lines are not records
-    let blank = true;
-    for (let i = 0; i < b.length; i++) {
-      const c = b[i];
-      if (c !== 32 && c !== 9) {
-        blank = false;
-        break;
-      }
-    }
-    if (blank) continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(b.toString("utf8"));
-    } catch (e) {
-      yield {
-        record: {},
-        source: ctx.source,
-        line,
-        chunkStart,
-        problem: `is not valid JSON (${(e as Error).message})`,
-      };
-      continue;
-    }
-    if (v === null || typeof v !== "object" || Array.isArray(v)) {
-      yield { record: {}, source: ctx.source, line, chunkStart, problem: "is not a JSON object" };
-      continue;
-    }
-    yield { record: v as Record<string, unknown>, source: ctx.source, line, chunkStart };
+    const rec = jsonlRecord(b, ctx.source, line, chunkStart);
+    if (rec) yield rec;
   }
 }
 

@@ -23,6 +23,7 @@ import { PIPELINE } from "../limits.js";
 import type { ObjectReader } from "../records/source.js";
 import type { ByteSink } from "../sst/types.js";
 import { kWayMerge } from "./merge.js";
+import { keyPrefix, sortKeys } from "./sort.js";
 import { readVarint, varintLength, writeVarint } from "./varint.js";
 
 export const RUN_MAGIC = "FERRYRN1";
@@ -97,17 +98,13 @@ function decodeEntry(b: Buffer, at: number): RunEntry {
 // ---------------------------------------------------------------------------------------------------------------
 // Writing
 
-interface BucketBuf {
-  buf: Buffer;
-  len: number;
-  /** per record: start offset in buf, key start, key length */
-  starts: number[];
-  keyStarts: number[];
-  keyLens: number[];
-  /** first 8 key bytes as two big-endian u32 (zero-padded): most comparisons end here */
-  pre1: number[];
-  pre2: number[];
-}
+/** page sizes of the record arena (a record larger than a page gets a page of its own) */
+const MIN_PAGE_BYTES = 4096;
+const MAX_PAGE_BYTES = 4 << 20;
+/** memory counted per buffered record besides its bytes: six u32 columns (+ growth slack) and the sort's scratch */
+const RECORD_OVERHEAD_BYTES = 48;
+/** output pieces handed to the sink */
+const OUT_BYTES = 1 << 20;
 
 interface SpillSegment {
   offset: number;
@@ -132,12 +129,32 @@ export interface RunSummary {
 }
 
 /**
- * Collects records per bucket, sorts each bucket (key, then input order), and writes the run object to a ByteSink.
- * Memory is bounded: past `memoryBytes` the buffered records are sorted and spilled to a local file as a sub-run;
- * finish() merges the sub-runs per bucket.
+ * Collects records, sorts them per bucket (key, then input order), and writes the run object to a ByteSink.
+ *
+ * Records are appended in their encoded form (varint keyLen, key, varint valueLen, value, varint line) to an arena of
+ * pages, so writing a segment is copying byte ranges; six u32 columns say where each record is (page, start, length,
+ * key start, key length, bucket). sortKeys orders them without per-record objects. Memory is bounded: past
+ * `memoryBytes` the buffered records are sorted and spilled to a local file as a sub-run; finish() merges the
+ * sub-runs per bucket.
  */
 export class RunWriter {
-  private readonly buckets: Array<BucketBuf | undefined>;
+  private pages: Uint8Array[] = [];
+  private cur = new Uint8Array(0);
+  private pos = 0;
+  private readonly pageBytes: number;
+  /** buffered records: count, capacity, columns */
+  private n = 0;
+  private cap = 0;
+  private rPage = new Uint32Array(0);
+  private rStart = new Uint32Array(0);
+  private rLen = new Uint32Array(0);
+  private rKeyStart = new Uint32Array(0);
+  private rKeyLen = new Uint32Array(0);
+  private rBucket = new Uint32Array(0);
+  /** the keys' first 8 bytes and length class (sortKeys' depth-0 prefixes), taken while the key is in cache */
+  private rHi = new Uint32Array(0);
+  private rLo = new Uint32Array(0);
+  private rLc = new Uint8Array(0);
   private memory = 0;
   private records = 0;
   private readonly memoryBytes: number;
@@ -148,79 +165,133 @@ export class RunWriter {
   private readonly lengths: number[];
 
   constructor(private readonly opts: RunWriterOptions) {
-    this.buckets = new Array(opts.bucketCount).fill(undefined);
     this.counts = new Array(opts.bucketCount).fill(0);
     this.lengths = new Array(opts.bucketCount).fill(0);
     this.memoryBytes = opts.memoryBytes ?? PIPELINE.partitionMemoryBytes;
+    this.pageBytes = Math.max(
+      MIN_PAGE_BYTES,
+      Math.min(MAX_PAGE_BYTES, 2 ** Math.floor(Math.log2(this.memoryBytes / 8))),
+    );
   }
 
   /** Adds one record to bucket `b`. Records must be added in input order (line ascending). */
   add(b: number, key: Uint8Array, value: Uint8Array, line: number): void {
-    let bb = this.buckets[b];
-    if (!bb) {
-      bb = { buf: Buffer.allocUnsafe(4096), len: 0, starts: [], keyStarts: [], keyLens: [], pre1: [], pre2: [] };
-      this.buckets[b] = bb;
-    }
-    const need = varintLength(key.length) + key.length + varintLength(value.length) + value.length + varintLength(line);
-    if (bb.len + need > bb.buf.length) {
-      let cap = bb.buf.length * 2;
-      while (cap < bb.len + need) cap *= 2;
-      const nb = Buffer.allocUnsafe(cap);
-      bb.buf.copy(nb, 0, 0, bb.len);
-      this.memory += cap - bb.buf.length;
-      bb.buf = nb;
-    }
-    const start = bb.len;
-    let p = writeVarint(bb.buf, start, key.length);
-    bb.keyStarts.push(p);
-    bb.keyLens.push(key.length);
     const kl = key.length;
-    bb.pre1.push(
-      (kl > 0 ? key[0] : 0) * 0x1000000 +
-        (kl > 1 ? key[1] << 16 : 0) +
-        (kl > 2 ? key[2] << 8 : 0) +
-        (kl > 3 ? key[3] : 0),
-    );
-    bb.pre2.push(
-      (kl > 4 ? key[4] : 0) * 0x1000000 +
-        (kl > 5 ? key[5] << 16 : 0) +
-        (kl > 6 ? key[6] << 8 : 0) +
-        (kl > 7 ? key[7] : 0),
-    );
-    bb.buf.set(key, p);
-    p += key.length;
-    p = writeVarint(bb.buf, p, value.length);
-    bb.buf.set(value, p);
-    p += value.length;
-    p = writeVarint(bb.buf, p, line);
-    bb.starts.push(start);
-    bb.len = p;
-    this.memory += 40;
-    this.records++;
-    this.counts[b]++;
-    this.lengths[b] += need;
-    if (this.memory > this.memoryBytes) this.spill();
+    const vl = value.length;
+    const need = varintLength(kl) + kl + varintLength(vl) + vl + varintLength(line);
+    const buf = this.space(need);
+    const start = this.pos;
+    let p = writeVarint(buf, start, kl);
+    const ks = p;
+    buf.set(key, p);
+    p += kl;
+    p = writeVarint(buf, p, vl);
+    buf.set(value, p);
+    p = writeVarint(buf, p + vl, line);
+    this.pos = p;
+    this.push(b, start, need, ks, kl);
+  }
+
+  /**
+   * Adds one record to bucket `b` from byte ranges without views: the key is keySrc[ks, ke), the value the
+   * concatenation of valSrc[segs[2j], segs[2j+1]) for j < nsegs (valueLen bytes in all). Input order as for add().
+   */
+  addRanges(
+    b: number,
+    keySrc: Uint8Array,
+    ks: number,
+    ke: number,
+    valSrc: Uint8Array,
+    segs: Int32Array,
+    nsegs: number,
+    valueLen: number,
+    line: number,
+  ): void {
+    const kl = ke - ks;
+    const need = varintLength(kl) + kl + varintLength(valueLen) + valueLen + varintLength(line);
+    const buf = this.space(need);
+    const start = this.pos;
+    let p = writeVarint(buf, start, kl);
+    const kStart = p;
+    p = copyRange(keySrc, ks, ke, buf, p);
+    p = writeVarint(buf, p, valueLen);
+    for (let j = 0; j < nsegs; j++) p = copyRange(valSrc, segs[2 * j], segs[2 * j + 1], buf, p);
+    p = writeVarint(buf, p, line);
+    this.pos = p;
+    this.push(b, start, need, kStart, kl);
   }
 
   get recordCount(): number {
     return this.records;
   }
 
-  /** sorted order of a bucket's in-memory records (stable: equal keys keep input order) */
-  private order(bb: BucketBuf): number[] {
-    const idx = Array.from({ length: bb.starts.length }, (_, i) => i);
-    const { buf, keyStarts, keyLens, pre1, pre2 } = bb;
-    idx.sort((i, j) => {
-      const d = pre1[i] - pre1[j] || pre2[i] - pre2[j];
-      if (d !== 0) return d;
-      const c = buf.compare(buf, keyStarts[j], keyStarts[j] + keyLens[j], keyStarts[i], keyStarts[i] + keyLens[i]);
-      return c !== 0 ? c : i - j;
-    });
-    return idx;
+  /** the current page with `need` bytes free at this.pos (a new page when needed) */
+  private space(need: number): Uint8Array {
+    if (this.pos + need <= this.cur.length) return this.cur;
+    // plain Uint8Arrays: their subarray() is much cheaper than a Buffer's
+    this.cur = new Uint8Array(Math.max(this.pageBytes, need));
+    this.pages.push(this.cur);
+    this.pos = 0;
+    return this.cur;
   }
 
-  private recordEnd(bb: BucketBuf, i: number): number {
-    return i + 1 < bb.starts.length ? bb.starts[i + 1] : bb.len;
+  private push(b: number, start: number, len: number, keyStart: number, keyLen: number): void {
+    if (this.n === this.cap) this.grow();
+    const i = this.n++;
+    this.rPage[i] = this.pages.length - 1;
+    this.rStart[i] = start;
+    this.rLen[i] = len;
+    this.rKeyStart[i] = keyStart;
+    this.rKeyLen[i] = keyLen;
+    this.rBucket[i] = b;
+    keyPrefix(this.cur, keyStart, keyStart + keyLen, this.rHi, this.rLo, this.rLc, i);
+    this.records++;
+    this.counts[b]++;
+    this.lengths[b] += len;
+    this.memory += len + RECORD_OVERHEAD_BYTES;
+    if (this.memory > this.memoryBytes) this.spill();
+  }
+
+  private grow(): void {
+    const cap = Math.max(1024, this.cap * 2);
+    const g = (a: Uint32Array) => {
+      const x = new Uint32Array(cap);
+      x.set(a.subarray(0, this.n));
+      return x;
+    };
+    this.rPage = g(this.rPage);
+    this.rStart = g(this.rStart);
+    this.rLen = g(this.rLen);
+    this.rKeyStart = g(this.rKeyStart);
+    this.rKeyLen = g(this.rKeyLen);
+    this.rBucket = g(this.rBucket);
+    this.rHi = g(this.rHi);
+    this.rLo = g(this.rLo);
+    const lc = new Uint8Array(cap);
+    lc.set(this.rLc.subarray(0, this.n));
+    this.rLc = lc;
+    this.cap = cap;
+  }
+
+  /** sorted order of the buffered records and where each bucket starts in it */
+  private sorted(): { order: Uint32Array; starts: Uint32Array } {
+    const starts = new Uint32Array(this.opts.bucketCount + 1);
+    const order = sortKeys(
+      {
+        n: this.n,
+        pages: this.pages,
+        page: this.rPage,
+        keyStart: this.rKeyStart,
+        keyLen: this.rKeyLen,
+        bucket: this.rBucket,
+        bucketCount: this.opts.bucketCount,
+        prefixHi: this.rHi,
+        prefixLo: this.rLo,
+        prefixLen: this.rLc,
+      },
+      starts,
+    );
+    return { order, starts };
   }
 
   private spill(): void {
@@ -228,9 +299,11 @@ export class RunWriter {
     const path = join(this.spillDir, `spill-${this.spillFiles.length}-${randomBytes(4).toString("hex")}`);
     const fd = openSync(path, "w");
     const segs: Array<SpillSegment | undefined> = new Array(this.opts.bucketCount).fill(undefined);
+    const { order, starts } = this.sorted();
+    const { pages, rPage, rStart, rLen } = this;
     let off = 0;
     try {
-      const out = Buffer.allocUnsafe(1 << 20);
+      const out = new Uint8Array(OUT_BYTES);
       let o = 0;
       const flush = () => {
         let w = 0;
@@ -238,31 +311,34 @@ export class RunWriter {
         off += o;
         o = 0;
       };
-      for (let b = 0; b < this.buckets.length; b++) {
-        const bb = this.buckets[b];
-        if (!bb || bb.starts.length === 0) continue;
+      for (let b = 0; b < this.opts.bucketCount; b++) {
+        if (starts[b + 1] === starts[b]) continue;
         const segStart = off + o;
-        for (const i of this.order(bb)) {
-          const s = bb.starts[i];
-          const e = this.recordEnd(bb, i);
-          if (e - s > out.length - o) flush();
-          if (e - s > out.length) {
+        for (let k = starts[b]; k < starts[b + 1]; k++) {
+          const i = order[k];
+          const page = pages[rPage[i]];
+          const s = rStart[i];
+          const len = rLen[i];
+          if (len > out.length - o) flush();
+          if (len > out.length) {
             let w = 0;
-            while (w < e - s) w += writeSync(fd, bb.buf, s + w, e - s - w);
-            off += e - s;
+            while (w < len) w += writeSync(fd, page, s + w, len - w);
+            off += len;
           } else {
-            bb.buf.copy(out, o, s, e);
-            o += e - s;
+            o = copyRange(page, s, s + len, out, o);
           }
         }
-        segs[b] = { offset: segStart, length: off + o - segStart, count: bb.starts.length };
+        segs[b] = { offset: segStart, length: off + o - segStart, count: starts[b + 1] - starts[b] };
       }
       flush();
     } finally {
       closeSync(fd);
     }
     this.spillFiles.push({ path, segs });
-    this.buckets.fill(undefined);
+    this.pages = [];
+    this.cur = new Uint8Array(0);
+    this.pos = 0;
+    this.n = 0;
     this.memory = 0;
   }
 
@@ -279,12 +355,12 @@ export class RunWriter {
   }
 
   private async writeAll(sink: ByteSink): Promise<RunSummary> {
-    const n = this.opts.bucketCount;
+    const nb = this.opts.bucketCount;
     const meta = Buffer.from(JSON.stringify(this.opts.meta), "utf8");
-    const indexBytes = Buffer.alloc(n * RUN_ENTRY_BYTES);
+    const indexBytes = Buffer.alloc(nb * RUN_ENTRY_BYTES);
     const entries: RunEntry[] = [];
     let off = RUN_HEADER_BYTES + indexBytes.length + meta.length;
-    for (let b = 0; b < n; b++) {
+    for (let b = 0; b < nb; b++) {
       const length = this.counts[b] > 0 ? this.lengths[b] + 4 : 0;
       entries.push({ offset: off, length, count: this.counts[b] });
       indexBytes.writeBigUInt64LE(BigInt(off), b * RUN_ENTRY_BYTES);
@@ -292,49 +368,45 @@ export class RunWriter {
       indexBytes.writeUInt32LE(this.counts[b], b * RUN_ENTRY_BYTES + 16);
       off += length;
     }
-    const out = new ChunkedOut(sink);
-    await out.write(encodeHeader({ bucketCount: n, chunkIndex: this.opts.meta.chunkIndex, metaLength: meta.length }));
+    const out = new SegmentOut(sink);
+    await out.write(encodeHeader({ bucketCount: nb, chunkIndex: this.opts.meta.chunkIndex, metaLength: meta.length }));
     await out.write(indexBytes);
     await out.write(meta);
-    const fds = this.spillFiles.map((f) => openSync(f.path, "r"));
-    try {
-      for (let b = 0; b < n; b++) {
-        if (this.counts[b] === 0) continue;
-        let crc = 0;
-        const emit = async (bytes: Uint8Array) => {
-          crc = crc32(bytes, crc);
-          await out.write(bytes);
-        };
-        if (this.spillFiles.length === 0) {
-          const bb = this.buckets[b] as BucketBuf;
-          for (const i of this.order(bb)) await emit(bb.buf.subarray(bb.starts[i], this.recordEnd(bb, i)));
-        } else {
-          // merge the spilled sub-segments and the in-memory rest; ties by line keep input order
+    if (this.spillFiles.length === 0) {
+      const { order, starts } = this.sorted();
+      const { pages, rPage, rStart, rLen } = this;
+      for (let b = 0; b < nb; b++) {
+        if (starts[b + 1] === starts[b]) continue;
+        out.beginSegment();
+        for (let k = starts[b]; k < starts[b + 1]; k++) {
+          const i = order[k];
+          const s = rStart[i];
+          const len = rLen[i];
+          // the common case inline: the record fits the output piece
+          if (len <= out.buf.length - out.o) out.o = copyRange(pages[rPage[i]], s, s + len, out.buf, out.o);
+          else await out.put(pages[rPage[i]].subarray(s, s + len));
+        }
+        await out.endSegment();
+      }
+    } else {
+      if (this.n > 0) this.spill();
+      const fds = this.spillFiles.map((f) => openSync(f.path, "r"));
+      try {
+        for (let b = 0; b < nb; b++) {
+          if (this.counts[b] === 0) continue;
+          out.beginSegment();
+          // merge the spilled sub-segments; ties by line keep input order
           const sources: AsyncIterable<RawRec>[] = [];
           this.spillFiles.forEach((f, k) => {
             const s = f.segs[b];
             if (s) sources.push(rawRecords(fileRangePieces(fds[k], s.offset, s.length)));
           });
-          const bb = this.buckets[b];
-          if (bb && bb.starts.length > 0) {
-            const order = this.order(bb);
-            sources.push(
-              (async function* () {
-                for (const i of order)
-                  yield* rawRecords([
-                    bb.buf.subarray(bb.starts[i], i + 1 < bb.starts.length ? bb.starts[i + 1] : bb.len),
-                  ]);
-              })(),
-            );
-          }
-          for await (const r of kWayMerge(sources, compareRaw)) await emit(r.bytes);
+          for await (const r of kWayMerge(sources, compareRaw)) await out.put(r.bytes);
+          await out.endSegment();
         }
-        const c = Buffer.alloc(4);
-        c.writeUInt32LE(crc >>> 0);
-        await out.write(c);
+      } finally {
+        for (const fd of fds) closeSync(fd);
       }
-    } finally {
-      for (const fd of fds) closeSync(fd);
     }
     await out.flush();
     await sink.close();
@@ -342,11 +414,55 @@ export class RunWriter {
   }
 }
 
-/** Coalesces small writes into ~1 MiB chunks for the sink (which owns what it is handed). */
-class ChunkedOut {
-  private buf = Buffer.allocUnsafe(1 << 20);
-  private o = 0;
+/** Copies src[s, e) to dst at o (a loop for short ranges: cheaper than a native call), returns o + e - s. */
+function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: number): number {
+  if (e - s > 48) {
+    dst.set(src.subarray(s, e), o);
+    return o + e - s;
+  }
+  while (s < e) dst[o++] = src[s++];
+  return o;
+}
+
+/**
+ * Coalesces writes into OUT_BYTES pieces for the sink (which owns what it is handed) and checksums segments:
+ * between beginSegment() and endSegment() every byte goes into the CRC, computed per piece, not per record.
+ */
+class SegmentOut {
+  buf = new Uint8Array(OUT_BYTES);
+  o = 0;
+  /** start of the bytes in buf not yet in the CRC, -1 outside a segment */
+  private mark = -1;
+  private crc = 0;
   constructor(private readonly sink: ByteSink) {}
+
+  beginSegment(): void {
+    this.crc = 0;
+    this.mark = this.o;
+  }
+
+  async endSegment(): Promise<void> {
+    this.crc = crc32(this.buf.subarray(this.mark, this.o), this.crc);
+    this.mark = -1;
+    const c = Buffer.allocUnsafe(4);
+    c.writeUInt32LE(this.crc >>> 0);
+    await this.write(c);
+  }
+
+  /** bytes inside a segment */
+  async put(bytes: Uint8Array): Promise<void> {
+    if (bytes.length > this.buf.length - this.o) await this.flush();
+    if (bytes.length >= this.buf.length) {
+      this.crc = crc32(bytes, this.crc);
+      const p = this.sink.write(Uint8Array.from(bytes));
+      if (p) await p;
+      return;
+    }
+    this.buf.set(bytes, this.o);
+    this.o += bytes.length;
+  }
+
+  /** bytes outside segments */
   async write(bytes: Uint8Array): Promise<void> {
     if (bytes.length > this.buf.length - this.o) await this.flush();
     if (bytes.length >= this.buf.length) {
@@ -357,10 +473,15 @@ class ChunkedOut {
     this.buf.set(bytes, this.o);
     this.o += bytes.length;
   }
+
   async flush(): Promise<void> {
+    if (this.mark >= 0) {
+      this.crc = crc32(this.buf.subarray(this.mark, this.o), this.crc);
+      this.mark = 0;
+    }
     if (this.o === 0) return;
     const chunk = this.buf.subarray(0, this.o);
-    this.buf = Buffer.allocUnsafe(1 << 20);
+    this.buf = new Uint8Array(OUT_BYTES);
     this.o = 0;
     const p = this.sink.write(chunk);
     if (p) await p;

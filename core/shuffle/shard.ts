@@ -6,14 +6,19 @@
 export const SHARD_HASH = "murmur3_32" as const;
 
 export function murmur3_32(key: Uint8Array, seed = 0): number {
+  return murmur3_32Range(key, 0, key.length, seed);
+}
+
+/** murmur3_32 of buf[start, end) (no view needed). */
+export function murmur3_32Range(buf: Uint8Array, start: number, end: number, seed = 0): number {
   let h = seed >>> 0;
-  const len = key.length;
+  const len = end - start;
   const nblocks = len >>> 2;
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
   for (let i = 0; i < nblocks; i++) {
-    const o = i << 2;
-    let k = key[o] | (key[o + 1] << 8) | (key[o + 2] << 16) | (key[o + 3] << 24);
+    const o = start + (i << 2);
+    let k = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | (buf[o + 3] << 24);
     k = Math.imul(k, c1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, c2);
@@ -21,13 +26,13 @@ export function murmur3_32(key: Uint8Array, seed = 0): number {
     h = (h << 13) | (h >>> 19);
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
-  const tail = nblocks << 2;
+  const tail = start + (nblocks << 2);
   let k1 = 0;
   const rem = len & 3;
   if (rem > 0) {
-    if (rem === 3) k1 ^= key[tail + 2] << 16;
-    if (rem >= 2) k1 ^= key[tail + 1] << 8;
-    k1 ^= key[tail];
+    if (rem === 3) k1 ^= buf[tail + 2] << 16;
+    if (rem >= 2) k1 ^= buf[tail + 1] << 8;
+    k1 ^= buf[tail];
     k1 = Math.imul(k1, c1);
     k1 = (k1 << 15) | (k1 >>> 17);
     k1 = Math.imul(k1, c2);
