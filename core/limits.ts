@@ -53,8 +53,10 @@ export const PIPELINE = {
   csvSplit: true,
   /** Partition: sorted records kept in memory before a sorted sub-run is spilled to local disk */
   partitionMemoryBytes: 256 * MiB,
-  /** Build/merge: bytes per ranged GET when streaming a run segment (2 windows in memory per merged run) */
+  /** Build/merge: bytes per ranged GET when streaming a run segment (2 windows in memory per merged run); minimum */
   segmentReadBytes: 1 * MiB,
+  /** Build: memory for the segment read windows of one merge (windows grow up to 8 MiB while runs are few) */
+  buildReadBudgetBytes: 128 * MiB,
   /**
    * input bytes Plan reads per sampled chunk (spread over a few windows of byte-range chunks). 256 KiB of ~100-byte
    * records is ~2,500 records for the 1,000 keys kept; Plan parses all of it in one Lambda, so at the sampleMaxChunks
@@ -117,6 +119,8 @@ export const EVENTS = {
   consumerMaxConcurrency: 10,
   maxReceiveCount: 5,
   consumerTimeoutSeconds: 30,
+  /** entities whose known `latest` (time, id) a consumer process remembers to skip writes that cannot win */
+  latestFloorEntries: 50_000,
   /** visibility timeout = this × consumer timeout (AWS: at least 6×) */
   visibilityTimeoutFactor: 6,
   /** alarms: DLQ depth above this; oldest message older than this */

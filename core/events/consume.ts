@@ -14,7 +14,8 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { TransientError } from "../errors.js";
 import { compareEvents, contentDigest, type FerryEvent, type ParseResult, parseEventText } from "./model.js";
 import { parkMessage } from "./queue.js";
-import { type ApplyOutcome, applyEvent, recordHistory, updateLatest } from "./store.js";
+import { eventsDynamo } from "./clients.js";
+import { type ApplyOutcome, applyEvent, recordHistory, type StoreDeps, updateLatest } from "./store.js";
 
 export type ConsumeOutcome = ApplyOutcome | "parked";
 
@@ -65,11 +66,14 @@ export class BatchApplyPlan {
   /** entity → the latest write of that entity's greatest event */
   private readonly latest = new Map<string, Promise<boolean>>();
   private readonly resolvers = new Map<string, { resolve: (v: boolean) => void; reject: (e: unknown) => void }>();
+  /** one client for the whole batch (resolving the shared client per write costs an environment lookup each) */
+  private readonly store: StoreDeps;
 
   constructor(
     msgs: QueuedMessage[],
     private readonly deps: ConsumeDeps,
   ) {
+    this.store = { table: deps.table, client: deps.dynamo ?? eventsDynamo() };
     const best = new Map<string, { id: string; e: FerryEvent }>();
     for (const m of msgs) {
       const p = parseEventText(m.body);
@@ -96,7 +100,7 @@ export class BatchApplyPlan {
     const parsed = this.parsed.get(msg.messageId) ?? parseEventText(msg.body);
     if (!parsed.ok) return park(msg, parsed.reason, this.deps);
     const e = parsed.event;
-    const store = { table: this.deps.table, client: this.deps.dynamo };
+    const store = this.store;
     const h = contentDigest(e);
     if (this.writer.get(e.entity) !== msg.messageId) {
       // superseded within the batch: record history, then wait for the entity's greatest event to land.

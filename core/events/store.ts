@@ -21,7 +21,7 @@ import {
 import { NotFoundError, TransientError } from "../errors.js";
 import { EVENTS } from "../limits.js";
 import { eventsDynamo } from "./clients.js";
-import { contentDigest, type EntityState, type FerryEvent } from "./model.js";
+import { compareEvents, contentDigest, type EntityState, type FerryEvent } from "./model.js";
 
 export type ApplyOutcome = "applied" | "duplicate" | "stale";
 
@@ -39,8 +39,35 @@ export const eventKeys = {
   }),
 };
 
-/** Counters of requests issued (for writesPerEvent). */
-export const storeStats = { writeRequests: 0, readRequests: 0 };
+/** Counters of requests issued (for writesPerEvent); `latestSkipped`: latest writes the floor made unnecessary. */
+export const storeStats = { writeRequests: 0, readRequests: 0, latestSkipped: 0 };
+
+/**
+ * The latest floor: per (table, entity) the (time, id) of an event this process has seen written as the entity's
+ * `latest`. `latest` only grows (a max register), so the stored value is at least the floor, and a `latest` write of
+ * an event that is not greater than the floor would fail its condition (or rewrite the very same event: a no-op) —
+ * updateLatest answers `false` without a request. Learned only from writes that succeeded (a write whose outcome is
+ * unknown teaches nothing), so skipping never loses an update. Bounded: the oldest entries are dropped first.
+ */
+const latestFloor = new Map<string, { time: number; id: string }>();
+
+function floorKey(table: string, entity: string): string {
+  return `${table}\u0000${entity}`;
+}
+
+function raiseFloor(table: string, e: FerryEvent): void {
+  const k = floorKey(table, e.entity);
+  const cur = latestFloor.get(k);
+  if (cur && compareEvents(e, cur) <= 0) return;
+  latestFloor.delete(k); // re-insert: most recently raised last
+  latestFloor.set(k, { time: e.time, id: e.id });
+  if (latestFloor.size > EVENTS.latestFloorEntries) latestFloor.delete(latestFloor.keys().next().value!);
+}
+
+/** Forget every floor (tests that rewrite a table behind the store's back). */
+export function clearLatestFloor(): void {
+  latestFloor.clear();
+}
 
 export interface StoreDeps {
   table: string;
@@ -110,6 +137,11 @@ export async function recordHistory(e: FerryEvent, deps: StoreDeps, h = contentD
  * wrote.
  */
 export async function updateLatest(e: FerryEvent, deps: StoreDeps, h = contentDigest(e)): Promise<boolean> {
+  const floor = latestFloor.get(floorKey(deps.table, e.entity));
+  if (floor && compareEvents(e, floor) <= 0) {
+    storeStats.latestSkipped++;
+    return false;
+  }
   const client = deps.client ?? eventsDynamo();
   storeStats.writeRequests++;
   try {
@@ -122,6 +154,7 @@ export async function updateLatest(e: FerryEvent, deps: StoreDeps, h = contentDi
         ExpressionAttributeValues: { ":t": { N: String(e.time) }, ":id": { S: e.id }, ":h": { S: h } },
       }),
     );
+    raiseFloor(deps.table, e);
     return true;
   } catch (err) {
     if (!isConditionFailed(err)) throw transient(`latest write for ${e.entity}/${e.id}`, err);

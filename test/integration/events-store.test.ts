@@ -58,10 +58,46 @@ describe("events store", () => {
     await expect(getEntityState("nobody", deps)).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it("uses at most 2 write requests per event", async () => {
+  it("uses at most 2 write requests per event; a latest write that cannot win is skipped (the latest floor)", async () => {
     const before = storeStats.writeRequests;
-    for (let i = 0; i < 10; i++) await applyEvent(ev("w1", i % 3, `i${i % 5}`), { table });
-    expect(storeStats.writeRequests - before).toBe(20);
+    const skippedBefore = storeStats.latestSkipped;
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++) outcomes.push(await applyEvent(ev("w1", i % 3, `i${i % 5}`), { table }));
+    const writes = storeStats.writeRequests - before;
+    const skipped = storeStats.latestSkipped - skippedBefore;
+    // every event: one history write, plus a latest write unless a greater (or the same) event is known stored
+    expect(writes + skipped).toBe(20);
+    expect(writes).toBeLessThanOrEqual(20);
+    // (0,i0) applied, (1,i1) applied, (2,i2) applied; then (0,i3) and (1,i4) are below the floor (2,i2): skipped
+    expect(outcomes.slice(0, 5)).toEqual(["applied", "applied", "applied", "stale", "stale"]);
+    expect(skipped).toBeGreaterThanOrEqual(2);
+    const s = await getEntityState("w1", { table });
+    expect(s.latest).toEqual(ev("w1", 2, "i3"));
+  });
+
+  it("the floor learns only from writes known to have landed", async () => {
+    const real = dynamoRaw();
+    // the latest write of (5,b) lands but its response is lost: the store must not assume it landed
+    let lose = true;
+    const lossy = {
+      send: async (cmd: { input?: { Item?: { sk?: { S?: string } } } }) => {
+        const res = await real.send(cmd as never);
+        if (lose && cmd.input?.Item?.sk?.S === "L") {
+          lose = false;
+          throw Object.assign(new Error("injected: response lost"), { name: "TimeoutError" });
+        }
+        return res;
+      },
+    } as unknown as DynamoDBClient;
+    await expect(applyEvent(ev("f1", 5, "b"), { table, client: lossy })).rejects.toThrow(/response lost/);
+    const before = storeStats.writeRequests;
+    // the retry must still write latest (a repair when it had landed): 2 requests, counted duplicate
+    expect(await applyEvent(ev("f1", 5, "b"), { table })).toBe("duplicate");
+    expect(storeStats.writeRequests - before).toBe(2);
+    // now the floor knows (5,b): an older event needs only its history write
+    expect(await applyEvent(ev("f1", 4, "z"), { table })).toBe("stale");
+    expect(storeStats.writeRequests - before).toBe(3);
+    expect((await getEntityState("f1", { table })).latest).toEqual(ev("f1", 5, "b"));
   });
 
   it("any order, any duplication, lost responses and retries → the in-order exactly-once state", async () => {
