@@ -45,6 +45,17 @@ export interface BuildArgs {
  */
 export const openSstSink: OpenSink = (bucket, key) => s3MultipartSink(bucket, key, { unsignedPayload: true });
 
+/**
+ * Bytes per ranged GET of a run segment: at most min(runs, fan-in) segments stream at once, two windows each, within
+ * PIPELINE.buildReadBudgetBytes — so a build of a few runs reads in windows of up to 8 MiB (fewer GETs, less SDK
+ * work per byte) and a wide merge falls back to PIPELINE.segmentReadBytes.
+ */
+export function segmentWindowBytes(runs: number, fanIn: number): number {
+  const open = Math.max(1, Math.min(runs, fanIn));
+  const w = Math.floor(PIPELINE.buildReadBudgetBytes / (2 * open));
+  return Math.min(8 * 1024 * 1024, Math.max(PIPELINE.segmentReadBytes, w));
+}
+
 export function sstFileName(bucketId: string, n: number): string {
   return `${bucketId}-${String(n).padStart(4, "0")}.sst`;
 }
@@ -97,8 +108,8 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 export async function buildBucket(args: BuildArgs): Promise<BuildResult & { mergeRounds: number }> {
   const { plan, bucket } = args;
   const req = plan.request;
-  const open = args.open ?? s3Opener(PIPELINE.segmentReadBytes);
   const fanIn = Math.max(2, args.fanIn ?? PIPELINE.mergeFanIn);
+  const open = args.open ?? s3Opener(segmentWindowBytes(args.runKeys.length, fanIn));
   const runs = await mapLimit([...args.runKeys].sort(), args.concurrency ?? 16, async (key) => {
     const reader = await open(args.dataBucket, key);
     const { header, entry } = await readRunEntry(reader, bucket.index);
