@@ -4,7 +4,7 @@
  * moment it needs the slot back. Same code (seal.ts), same order, same bytes either way.
  *
  * Protocol (Int32 control words in a SharedArrayBuffer, no event-loop turns, so add() stays synchronous):
- *   main  : builds block #s in slot s % K, publishes it (PROD = s + 1) and, K blocks later, collects it (waits
+ *   main  : copies block #s into slot s % K, publishes it (PROD = s + 1) and, K blocks later, collects it (waits
  *           until DONE > s, or seals it itself when detached) and copies it into the output chunk.
  *   worker: seals blocks DONE, DONE+1, … < PROD in order, then sleeps on SIG until main signals more.
  * Collection points depend only on the block sequence, never on timing, so everything the writer derives from
@@ -124,22 +124,28 @@ async function serve(m) {
   const hashes = m.hashes ? new Uint32Array(m.hashes) : undefined;
   const hashStride = 2 * m.maxKeys;
   const scratch = new Uint8Array(cap);
+  // blocks are sealed in private memory: V8 copies into shared memory at unaligned offsets byte by byte
+  const work = new Uint8Array(cap);
   const tmp = new Uint32Array(2);
   let next = m.start;
   let sinceTurn = 0;
   try {
     let comp = compressors.get(m.ctype);
-    if (comp === undefined) {
+    if (comp === undefined && m.ctype !== 0) {
       comp = makeCompressor(m.ctype, require, paths);
       compressors.set(m.ctype, comp);
     }
     for (;;) {
       if (Atomics.load(ctrl, ${PROD}) > next) {
         const i = next % K;
+        const rawLen = lens[i];
+        work.set(buf.subarray(i * cap, i * cap + rawLen));
         if (hashes !== undefined) {
-          lens[2 * K + i] = hashBlockKeys(buf, i * cap, lens[i], hashes, i * hashStride, scratch, xxph3.parts, tmp);
+          lens[2 * K + i] = hashBlockKeys(work, 0, rawLen, hashes, i * hashStride, scratch, xxph3.parts, tmp);
         }
-        lens[K + i] = sealBlock(buf, i * cap, lens[i], m.ctype, comp, crc);
+        const n = sealBlock(work, 0, rawLen, m.ctype, comp, crc);
+        buf.set(work.subarray(0, n + 5), i * cap);
+        lens[K + i] = n;
         next++;
         Atomics.store(ctrl, ${DONE}, next - base);
         if (Atomics.load(ctrl, ${MSLEEP}) !== 0) Atomics.notify(ctrl, ${DONE});
@@ -200,6 +206,8 @@ function prewarm(): void {
     const state = new Int32Array(new SharedArrayBuffer(4));
     const worker = new Worker(workerSource(), {
       eval: true,
+      // plain JS: no loader hooks (tsx) inherited from the parent
+      execArgv: [],
       workerData: { state: state.buffer, paths: resolvePaths() },
     });
     worker.unref();
@@ -275,6 +283,8 @@ export class BlockRing {
   private readonly hashes: Uint32Array | undefined;
   private readonly maxKeys: number;
   private scratch: Uint8Array | undefined;
+  /** private copy of the block being collected */
+  private readonly work: Uint8Array;
   private readonly tmp = new Uint32Array(2);
   private closed = false;
 
@@ -296,6 +306,7 @@ export class BlockRing {
     this.k = k;
     this.slots = new SharedArrayBuffer(cap * k);
     this.buf = new Uint8Array(this.slots);
+    this.work = new Uint8Array(cap);
     for (let i = 0; i < k; i++) this.views.push(new Uint8Array(this.slots, i * cap, cap));
     this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
     this.lens = new Int32Array(new SharedArrayBuffer(12 * k));
@@ -317,17 +328,16 @@ export class BlockRing {
   get inFlight(): number {
     return this.produced - this.collected;
   }
+  /** every slot is taken: collect() before the next publish() */
   get full(): boolean {
     return this.produced - this.collected >= this.k;
   }
-  /** the slot the next block is built in (free: call collect() first when `full`) */
-  nextSlot(): Uint8Array {
-    return this.views[this.produced % this.k];
-  }
 
-  /** Block #produced (in nextSlot(), `len` bytes, cap >= len + 5) is complete. */
-  publish(len: number): void {
+  /** Hands over the next block: block[0, len) is copied into its slot (cap >= len + 5; not `full`). */
+  publish(block: Uint8Array, len: number): void {
     const i = this.produced % this.k;
+    // whole-slot views at 8-byte aligned offsets: V8 copies into shared memory fast only when aligned
+    this.views[i].set(len === block.length ? block : block.subarray(0, len));
     this.lens[i] = len;
     this.produced++;
     const w = this.worker;
@@ -348,7 +358,7 @@ export class BlockRing {
     Atomics.notify(this.ctrl, SIG);
   }
 
-  /** The oldest published block, sealed. Valid until the next publish(). */
+  /** The oldest published block, sealed (in private memory, valid until the next collect()). */
   collect(): SealedBlock {
     const s = this.collected;
     if (s >= this.produced) throw new Error("BlockRing.collect: nothing published");
@@ -357,17 +367,22 @@ export class BlockRing {
     let size: number;
     const inline = this.worker === undefined;
     const hashOff = i * 2 * this.maxKeys;
+    const work = this.work;
+    const at = i * this.cap;
     if (!inline) {
       this.waitSealed(s);
       size = this.lens[this.k + i];
+      work.set(this.buf.subarray(at, at + size + 5));
       stats.workerBlocks++;
     } else {
+      const rawLen = this.lens[i];
+      work.set(this.buf.subarray(at, at + rawLen));
       if (this.hashes !== undefined) {
         this.scratch ??= new Uint8Array(this.cap);
         this.lens[2 * this.k + i] = hashBlockKeys(
-          this.buf,
-          i * this.cap,
-          this.lens[i],
+          work,
+          0,
+          rawLen,
           this.hashes,
           hashOff,
           this.scratch,
@@ -375,13 +390,13 @@ export class BlockRing {
           this.tmp,
         );
       }
-      size = sealBlock(this.buf, i * this.cap, this.lens[i], this.ctype, this.compress, nativeCrc32c);
+      size = sealBlock(work, 0, rawLen, this.ctype, this.compress, nativeCrc32c);
       stats.inlineBlocks++;
     }
     this.collected++;
     return {
-      bytes: this.buf,
-      off: i * this.cap,
+      bytes: work,
+      off: 0,
       size,
       rawSize: this.lens[i],
       inline,

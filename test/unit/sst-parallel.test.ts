@@ -57,7 +57,7 @@ beforeAll(async () => {
 });
 
 describe("parallel compression", () => {
-  it.each(["snappy", "lz4", "zstd"] as SstCompression[])(
+  it.each(["none", "snappy", "lz4", "zstd"] as SstCompression[])(
     "%s: byte-identical with and without the worker, and readable",
     async (c) => {
       const before = compressionStats();
