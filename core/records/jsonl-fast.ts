@@ -90,7 +90,9 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
   const escapedNamesOk = !names.some((n) => /["\\\u0000-\u001f]/.test(n));
   let gaps = new Int32Array(64);
   let ngaps = 0;
-  const nameHash = new Int32Array(MAX_DEPTH * 8 + MAX_MEMBERS);
+  const nameSig = new Int32Array(MAX_DEPTH * 8 + MAX_MEMBERS);
+  const nameStart = new Int32Array(MAX_DEPTH * 8 + MAX_MEMBERS);
+  let nameSigLast = 0;
   let nameTop = 0;
   const keyS = new Int32Array(nk);
   const keyE = new Int32Array(nk);
@@ -125,6 +127,10 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
     while (k < later && gaps[2 * k] <= z) {
       if (gaps[2 * k + 1] > z) z = gaps[2 * k + 1];
       k++;
+    }
+    if (k === later) {
+      addGap(a, z);
+      return;
     }
     const rest = gaps.slice(2 * k, 2 * later);
     addGap(a, z);
@@ -188,14 +194,16 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
     return i + 1;
   };
 
+  /** a cheap signature of the name b[s, s + len): equal names have equal signatures */
+  const signature = (s: number, len: number): number =>
+    len === 0 ? 0 : ((len << 16) ^ (b[s] << 8) ^ (b[s + len - 1] * 0x1000003)) | 0;
+
   /**
    * A member name at i (b[i] is '"'): its end, or -1 (integer-like, __proto__, a duplicate, a non-canonical escape).
-   * Sets nameEsc when it has escapes: such a name cannot equal a column name (see escapedNamesOk).
+   * Sets nameEsc when it has escapes: such a name cannot equal a column name (see escapedNamesOk), and nameSig.
    */
   const name = (i: number, base: number): number => {
     const s = i + 1;
-    let h = 0x811c9dc5 | 0;
-    let digits = true;
     const b_ = b;
     const e_ = e;
     nameEsc = false;
@@ -208,28 +216,37 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
         const n = escapeLength(i);
         if (n === 0) return -1;
         nameEsc = true;
-        for (let x = 0; x < n; x++) h = Math.imul(h ^ b_[i + x], 16777619);
-        digits = false;
         i += n;
         continue;
       }
       if (c < 32) return -1;
       if (c >= 128) nonAscii = true;
-      if (c < 48 || c > 57) digits = false;
-      h = Math.imul(h ^ c, 16777619);
       i++;
     }
     const len = i - s;
-    if (digits && len > 0) return -1;
-    if (len === 9 && b_[s] === 95 && b_[s + 1] === 95 && b_[s + 2] === 112 && b_[s + 7] === 95 && b_[s + 8] === 95) {
+    const c0 = b_[s];
+    if (len > 0 && c0 >= 48 && c0 <= 57) {
+      // integer-like names: JavaScript orders them before the others
+      let x = s + 1;
+      while (x < i && b_[x] >= 48 && b_[x] <= 57) x++;
+      if (x === i) return -1;
+    }
+    if (len === 9 && c0 === 95 && b_[s + 1] === 95 && b_[s + 2] === 112 && b_[s + 7] === 95 && b_[s + 8] === 95) {
       if (b_[s + 3] === 114 && b_[s + 4] === 111 && b_[s + 5] === 116 && b_[s + 6] === 111) return -1;
     }
-    h = Math.imul(h ^ len, 16777619);
-    // a duplicate name (or a hash collision: both take the straightforward path). Escapes are canonical, so equal
-    // names have equal bytes.
-    for (let k = base; k < nameTop; k++) if (nameHash[k] === h) return -1;
-    if (nameTop >= nameHash.length) return -1;
-    nameHash[nameTop++] = h;
+    const sig = signature(s, len);
+    // a duplicate name (escapes are canonical, so equal names have equal bytes)
+    for (let k = base; k < nameTop; k++) {
+      if (nameSig[k] !== sig) continue;
+      const o = nameStart[k];
+      let x = 0;
+      while (x < len && b_[o + x] === b_[s + x]) x++;
+      if (x === len) return -1;
+    }
+    if (nameTop >= nameSig.length) return -1;
+    nameSig[nameTop] = sig;
+    nameStart[nameTop++] = s;
+    nameSigLast = sig;
     return i + 1;
   };
 
@@ -361,10 +378,11 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
     return lit(i, c);
   };
 
-  /** index of the column named b[s, z) in `list`, or -1 */
-  const find = (list: Uint8Array[], s: number, z: number): number => {
+  /** index of the column named b[s, z) (signature sig) in `list`, or -1 */
+  const find = (list: Uint8Array[], sigs: Int32Array, sig: number, s: number, z: number): number => {
     const len = z - s;
     for (let k = 0; k < list.length; k++) {
+      if (sigs[k] !== sig) continue;
       const n = list[k];
       if (n.length !== len) continue;
       let x = 0;
@@ -373,6 +391,15 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
     }
     return -1;
   };
+
+  const sigsOf = (list: Uint8Array[]) =>
+    Int32Array.from(list, (n) => {
+      b = n;
+      return signature(0, n.length);
+    });
+  const keySigs = sigsOf(keyNames);
+  const valSigs = sigsOf(valNames);
+  b = Buffer.alloc(0);
 
   const out: FastJsonlMapper = {
     keySrc: b,
@@ -388,8 +415,8 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
       nonAscii = false;
       ngaps = 0;
       nameTop = 0;
-      keyS.fill(-1);
-      if (nv > 0) valS.fill(-1);
+      for (let x = 0; x < nk; x++) keyS[x] = -1;
+      for (let x = 0; x < nv; x++) valS[x] = -1;
       let i = ws(start);
       if (i >= e || b[i] !== 123) return false;
       i = ws(i + 1);
@@ -406,8 +433,8 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
         if (nameEsc) {
           if (!escapedNamesOk) return false;
         } else {
-          k = find(keyNames, ms + 1, ne - 1);
-          v = nv > 0 ? find(valNames, ms + 1, ne - 1) : -1;
+          k = find(keyNames, keySigs, nameSigLast, ms + 1, ne - 1);
+          v = nv > 0 ? find(valNames, valSigs, nameSigLast, ms + 1, ne - 1) : -1;
         }
         if (mode === 0 && k < 0) {
           // a kept member after only cut ones: its comma would lead the value

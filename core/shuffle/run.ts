@@ -98,9 +98,6 @@ function decodeEntry(b: Buffer, at: number): RunEntry {
 // ---------------------------------------------------------------------------------------------------------------
 // Writing
 
-/** page sizes of the record arena (a record larger than a page gets a page of its own) */
-const MIN_PAGE_BYTES = 4096;
-const MAX_PAGE_BYTES = 4 << 20;
 /** memory counted per buffered record besides its bytes: six u32 columns (+ growth slack) and the sort's scratch */
 const RECORD_OVERHEAD_BYTES = 48;
 /** output pieces handed to the sink */
@@ -131,17 +128,21 @@ export interface RunSummary {
 /**
  * Collects records, sorts them per bucket (key, then input order), and writes the run object to a ByteSink.
  *
- * Records are appended in their encoded form (varint keyLen, key, varint valueLen, value, varint line) to an arena of
- * pages, so writing a segment is copying byte ranges; six u32 columns say where each record is (page, start, length,
- * key start, key length, bucket). sortKeys orders them without per-record objects. Memory is bounded: past
- * `memoryBytes` the buffered records are sorted and spilled to a local file as a sub-run; finish() merges the
- * sub-runs per bucket.
+ * Records are appended in their encoded form (varint keyLen, key, varint valueLen, value, varint line) to an arena,
+ * so writing a segment is copying byte ranges; u32 columns say where each record is (page, start, length, key start,
+ * key length, bucket, key prefix). sortKeys orders them without per-record objects. The arena is one array of
+ * `memoryBytes` (the OS commits its pages as they are written) followed by the output staging area, so writing the
+ * sorted records is copyWithin (no view per record); only a record that does not fit gets a page of its own.
+ * Memory is bounded: past `memoryBytes` the buffered records are sorted and spilled to a local file as a sub-run;
+ * finish() merges the sub-runs per bucket.
  */
 export class RunWriter {
-  private pages: Uint8Array[] = [];
-  private cur = new Uint8Array(0);
+  /** pages[0] is the arena: [0, memoryBytes) records, then OUT_BYTES of output staging */
+  private pages: Uint8Array[];
+  private cur: Uint8Array;
+  /** where records may go in the current page */
+  private limit: number;
   private pos = 0;
-  private readonly pageBytes: number;
   /** buffered records: count, capacity, columns */
   private n = 0;
   private cap = 0;
@@ -168,10 +169,9 @@ export class RunWriter {
     this.counts = new Array(opts.bucketCount).fill(0);
     this.lengths = new Array(opts.bucketCount).fill(0);
     this.memoryBytes = opts.memoryBytes ?? PIPELINE.partitionMemoryBytes;
-    this.pageBytes = Math.max(
-      MIN_PAGE_BYTES,
-      Math.min(MAX_PAGE_BYTES, 2 ** Math.floor(Math.log2(this.memoryBytes / 8))),
-    );
+    this.limit = Math.max(4096, this.memoryBytes);
+    this.cur = new Uint8Array(this.limit + OUT_BYTES);
+    this.pages = [this.cur];
   }
 
   /** Adds one record to bucket `b`. Records must be added in input order (line ascending). */
@@ -225,11 +225,11 @@ export class RunWriter {
     return this.records;
   }
 
-  /** the current page with `need` bytes free at this.pos (a new page when needed) */
+  /** the current page with `need` bytes free at this.pos (a page of its own when the arena is full) */
   private space(need: number): Uint8Array {
-    if (this.pos + need <= this.cur.length) return this.cur;
-    // plain Uint8Arrays: their subarray() is much cheaper than a Buffer's
-    this.cur = new Uint8Array(Math.max(this.pageBytes, need));
+    if (this.pos + need <= this.limit) return this.cur;
+    this.cur = new Uint8Array(need);
+    this.limit = need;
     this.pages.push(this.cur);
     this.pos = 0;
     return this.cur;
@@ -301,9 +301,11 @@ export class RunWriter {
     const segs: Array<SpillSegment | undefined> = new Array(this.opts.bucketCount).fill(undefined);
     const { order, starts } = this.sorted();
     const { pages, rPage, rStart, rLen } = this;
+    const arena = pages[0];
+    const stage = Math.max(4096, this.memoryBytes);
     let off = 0;
     try {
-      const out = new Uint8Array(OUT_BYTES);
+      const out = arena.subarray(stage, stage + OUT_BYTES);
       let o = 0;
       const flush = () => {
         let w = 0;
@@ -324,8 +326,12 @@ export class RunWriter {
             let w = 0;
             while (w < len) w += writeSync(fd, page, s + w, len - w);
             off += len;
+          } else if (rPage[i] === 0) {
+            arena.copyWithin(stage + o, s, s + len);
+            o += len;
           } else {
-            o = copyRange(page, s, s + len, out, o);
+            out.set(page.subarray(s, s + len), o);
+            o += len;
           }
         }
         segs[b] = { offset: segStart, length: off + o - segStart, count: starts[b + 1] - starts[b] };
@@ -335,8 +341,10 @@ export class RunWriter {
       closeSync(fd);
     }
     this.spillFiles.push({ path, segs });
-    this.pages = [];
-    this.cur = new Uint8Array(0);
+    // the arena is used again from its start
+    this.pages.length = 1;
+    this.cur = this.pages[0];
+    this.limit = Math.max(4096, this.memoryBytes);
     this.pos = 0;
     this.n = 0;
     this.memory = 0;
@@ -355,6 +363,8 @@ export class RunWriter {
   }
 
   private async writeAll(sink: ByteSink): Promise<RunSummary> {
+    // with spills, the rest goes to disk too (before the staging area is used for output) and all are merged
+    if (this.spillFiles.length > 0 && this.n > 0) this.spill();
     const nb = this.opts.bucketCount;
     const meta = Buffer.from(JSON.stringify(this.opts.meta), "utf8");
     const indexBytes = Buffer.alloc(nb * RUN_ENTRY_BYTES);
@@ -368,13 +378,15 @@ export class RunWriter {
       indexBytes.writeUInt32LE(this.counts[b], b * RUN_ENTRY_BYTES + 16);
       off += length;
     }
-    const out = new SegmentOut(sink);
+    const out = new SegmentOut(sink, this.pages[0], Math.max(4096, this.memoryBytes));
     await out.write(encodeHeader({ bucketCount: nb, chunkIndex: this.opts.meta.chunkIndex, metaLength: meta.length }));
     await out.write(indexBytes);
     await out.write(meta);
     if (this.spillFiles.length === 0) {
       const { order, starts } = this.sorted();
       const { pages, rPage, rStart, rLen } = this;
+      const arena = pages[0];
+      const stage = out.stage;
       for (let b = 0; b < nb; b++) {
         if (starts[b + 1] === starts[b]) continue;
         out.beginSegment();
@@ -382,14 +394,15 @@ export class RunWriter {
           const i = order[k];
           const s = rStart[i];
           const len = rLen[i];
-          // the common case inline: the record fits the output piece
-          if (len <= out.buf.length - out.o) out.o = copyRange(pages[rPage[i]], s, s + len, out.buf, out.o);
-          else await out.put(pages[rPage[i]].subarray(s, s + len));
+          // the common case inline: an arena record that fits the staging area, moved within the arena
+          if (rPage[i] === 0 && len <= OUT_BYTES - out.o) {
+            arena.copyWithin(stage + out.o, s, s + len);
+            out.o += len;
+          } else await out.put(pages[rPage[i]].subarray(s, s + len));
         }
         await out.endSegment();
       }
     } else {
-      if (this.n > 0) this.spill();
       const fds = this.spillFiles.map((f) => openSync(f.path, "r"));
       try {
         for (let b = 0; b < nb; b++) {
@@ -425,16 +438,23 @@ function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: nu
 }
 
 /**
- * Coalesces writes into OUT_BYTES pieces for the sink (which owns what it is handed) and checksums segments:
- * between beginSegment() and endSegment() every byte goes into the CRC, computed per piece, not per record.
+ * Coalesces writes into pieces of up to OUT_BYTES for the sink (which owns what it is handed: each piece is a copy
+ * of the staging area arena[stage, stage + OUT_BYTES)) and checksums segments: between beginSegment() and
+ * endSegment() every byte goes into the CRC, computed per piece, not per record.
  */
 class SegmentOut {
-  buf = new Uint8Array(OUT_BYTES);
   o = 0;
-  /** start of the bytes in buf not yet in the CRC, -1 outside a segment */
+  /** start of the bytes in the staging area not yet in the CRC, -1 outside a segment */
   private mark = -1;
   private crc = 0;
-  constructor(private readonly sink: ByteSink) {}
+  private readonly buf: Uint8Array;
+  constructor(
+    private readonly sink: ByteSink,
+    arena: Uint8Array,
+    readonly stage: number,
+  ) {
+    this.buf = arena.subarray(stage, stage + OUT_BYTES);
+  }
 
   beginSegment(): void {
     this.crc = 0;
@@ -451,8 +471,8 @@ class SegmentOut {
 
   /** bytes inside a segment */
   async put(bytes: Uint8Array): Promise<void> {
-    if (bytes.length > this.buf.length - this.o) await this.flush();
-    if (bytes.length >= this.buf.length) {
+    if (bytes.length > OUT_BYTES - this.o) await this.flush();
+    if (bytes.length >= OUT_BYTES) {
       this.crc = crc32(bytes, this.crc);
       const p = this.sink.write(Uint8Array.from(bytes));
       if (p) await p;
@@ -464,8 +484,8 @@ class SegmentOut {
 
   /** bytes outside segments */
   async write(bytes: Uint8Array): Promise<void> {
-    if (bytes.length > this.buf.length - this.o) await this.flush();
-    if (bytes.length >= this.buf.length) {
+    if (bytes.length > OUT_BYTES - this.o) await this.flush();
+    if (bytes.length >= OUT_BYTES) {
       const p = this.sink.write(Uint8Array.from(bytes));
       if (p) await p;
       return;
@@ -480,8 +500,7 @@ class SegmentOut {
       this.mark = 0;
     }
     if (this.o === 0) return;
-    const chunk = this.buf.subarray(0, this.o);
-    this.buf = new Uint8Array(OUT_BYTES);
+    const chunk = this.buf.slice(0, this.o);
     this.o = 0;
     const p = this.sink.write(chunk);
     if (p) await p;
