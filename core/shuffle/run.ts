@@ -162,12 +162,12 @@ export class RunWriter {
   private spillDir?: string;
   private spillFiles: Array<{ path: string; segs: Array<SpillSegment | undefined> }> = [];
   /** per bucket: records and record bytes so far (spilled + in memory) */
-  private readonly counts: number[];
-  private readonly lengths: number[];
+  private readonly counts: Float64Array;
+  private readonly lengths: Float64Array;
 
   constructor(private readonly opts: RunWriterOptions) {
-    this.counts = new Array(opts.bucketCount).fill(0);
-    this.lengths = new Array(opts.bucketCount).fill(0);
+    this.counts = new Float64Array(opts.bucketCount);
+    this.lengths = new Float64Array(opts.bucketCount);
     this.memoryBytes = opts.memoryBytes ?? PIPELINE.partitionMemoryBytes;
     this.limit = Math.max(4096, this.memoryBytes);
     this.cur = new Uint8Array(this.limit + OUT_BYTES);
@@ -208,13 +208,21 @@ export class RunWriter {
     line: number,
   ): void {
     const kl = ke - ks;
-    const need = varintLength(kl) + kl + varintLength(valueLen) + valueLen + varintLength(line);
+    const need =
+      (kl < 128 ? 1 : varintLength(kl)) +
+      kl +
+      (valueLen < 128 ? 1 : valueLen < 16384 ? 2 : varintLength(valueLen)) +
+      valueLen +
+      (line < 16384 ? (line < 128 ? 1 : 2) : line < 2097152 ? 3 : varintLength(line));
     const buf = this.space(need);
     const start = this.pos;
-    let p = writeVarint(buf, start, kl);
+    let p = start;
+    if (kl < 128) buf[p++] = kl;
+    else p = writeVarint(buf, p, kl);
     const kStart = p;
     p = copyRange(keySrc, ks, ke, buf, p);
-    p = writeVarint(buf, p, valueLen);
+    if (valueLen < 128) buf[p++] = valueLen;
+    else p = writeVarint(buf, p, valueLen);
     for (let j = 0; j < nsegs; j++) p = copyRange(valSrc, segs[2 * j], segs[2 * j + 1], buf, p);
     p = writeVarint(buf, p, line);
     this.pos = p;
