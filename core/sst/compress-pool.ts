@@ -96,14 +96,30 @@ function resolvePaths(): Record<string, string> {
   return paths;
 }
 
+/**
+ * Bundlers that keep function names (esbuild keepNames: tsx, NodejsFunction bundles) insert calls to a helper,
+ * `__name(fn, "fn")` — minified to any short name — inside the functions' source text. The worker defines each such
+ * helper as the identity. (Anything else missing makes the worker fail at boot: writers then seal on their own
+ * thread, same bytes.)
+ */
+function nameHelperShims(sources: string[]): string {
+  const names = new Set<string>(["__name"]);
+  for (const src of sources) {
+    for (const m of src.matchAll(/(?<![\w$.])([A-Za-z_$][\w$]*)\(\s*[A-Za-z_$][\w$]*\s*,\s*"[\w$]*"\s*\)/g)) {
+      names.add(m[1]);
+    }
+  }
+  return [...names].map((n) => `var ${n} = function (f) { return f; };`).join("\n");
+}
+
 function workerSource(): string {
-  return `"use strict";
-var __name = function (f) { return f; };
+  const fns = [sealBlock.toString(), makeCompressor.toString(), hashBlockKeys.toString(), makeXxph3.toString()];
+  return `${nameHelperShims(fns)}
 const { parentPort, workerData } = require("node:worker_threads");
-const sealBlock = (${sealBlock.toString()});
-const makeCompressor = (${makeCompressor.toString()});
-const hashBlockKeys = (${hashBlockKeys.toString()});
-const xxph3 = (${makeXxph3.toString()})();
+const sealBlock = (${fns[0]});
+const makeCompressor = (${fns[1]});
+const hashBlockKeys = (${fns[2]});
+const xxph3 = (${fns[3]})();
 const paths = workerData.paths;
 const crc = require(paths["@node-rs/crc32"] || "@node-rs/crc32").crc32c;
 const state = new Int32Array(workerData.state);

@@ -27,5 +27,6 @@ export { SstFileSetWriter, SstWriter } from "./writer.js";
 export { SstReader } from "./reader.js";
 export { xxph3_64 } from "./xxph3.js";
 export { crc32c } from "./crc32c.js";
+export { compressionStats, warmCompressionWorker } from "./compress-pool.js";
 export { maskCrc, unmaskCrc } from "./format.js";
 export { shortestSeparator } from "./writer.js";

@@ -2,8 +2,12 @@
  * Parallel block compression (core/sst/compress-pool.ts): a worker thread seals data blocks while the writer builds
  * the next ones. The output must be byte-identical to sealing on the writer's own thread, whatever the timing.
  */
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { availableParallelism } from "node:os";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { build as esbuild } from "esbuild";
 import { beforeAll, describe, expect, it } from "vitest";
 import { InputError } from "../../core/errors.js";
 import { compressionStats, warmCompressionWorker } from "../../core/sst/compress-pool.js";
@@ -157,5 +161,64 @@ describe("parallel compression", () => {
     }
     await w.finish();
     expect(promises).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("works from a minified keepNames bundle (how Lambda functions ship): worker used, same bytes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ferry-sst-bundle-"));
+    try {
+      const root = resolve(import.meta.dirname, "../..");
+      const entry = join(dir, "entry.ts");
+      writeFileSync(
+        entry,
+        `import { createHash } from "node:crypto";
+import { memorySink, SstWriter } from ${JSON.stringify(join(root, "core/sst/index.ts"))};
+import { compressionStats, warmCompressionWorker } from ${JSON.stringify(join(root, "core/sst/compress-pool.ts"))};
+const warm = await warmCompressionWorker();
+const s = memorySink();
+const w = new SstWriter(s, { compression: "snappy", sessionIdentity: false });
+const te = new TextEncoder();
+for (let i = 0; i < 30000; i++) {
+  const p = w.add(te.encode("key" + String(i).padStart(9, "0")), te.encode("value-" + i + "-" + "x".repeat(i % 40)));
+  if (p) await p;
+}
+await w.finish();
+console.log(JSON.stringify({ warm, sha: createHash("sha256").update(s.bytes()).digest("hex"), ...compressionStats() }));
+`,
+      );
+      const out = join(dir, "out.mjs");
+      // the native codecs stay external (as in the Lambda bundles, where the layer provides them)
+      symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+      await esbuild({
+        entryPoints: [entry],
+        outfile: out,
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        target: "node20",
+        minify: true,
+        keepNames: true,
+        external: ["snappy", "lz4-napi", "zstd-napi", "@node-rs/crc32", "@node-rs/xxhash"],
+        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+        logLevel: "silent",
+      });
+      const r = spawnSync(process.execPath, [out], {
+        encoding: "utf8",
+        env: { ...process.env, NODE_OPTIONS: "" },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const got = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+      const sink = memorySink();
+      const w = new SstWriter(sink, { compression: "snappy", sessionIdentity: false, parallelCompression: false });
+      for (let i = 0; i < 30000; i++) {
+        const p = w.add(te.encode(`key${String(i).padStart(9, "0")}`), te.encode(`value-${i}-${"x".repeat(i % 40)}`));
+        if (p) await p;
+      }
+      await w.finish();
+      expect(got.sha).toBe(sha(sink.bytes()));
+      expect(got.warm).toBe(multiCore);
+      if (multiCore) expect(got.workerBlocks).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
