@@ -103,6 +103,7 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
   const c0 = process.cpuUsage();
   const t0 = Date.now();
   let mb = 0;
+  const extra: Record<string, number> = {};
   if (kind === "partition") {
     const { getJsonl } = await import("../core/manifest/s3.js");
     const { partitionChunk } = await import("../core/pipeline/partition.js");
@@ -126,7 +127,10 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
     // what the Build task does: build, then verify every file it wrote (re-read + sha256 + SST properties)
     const r = await buildBucket({ plan, bucket, runKeys, dataBucket });
     const prefix = versionPrefix(plan.request.dataset, plan.request.version);
+    const v0 = process.cpuUsage();
     for (const f of r.files) await verifyBuiltFile(dataBucket, prefix, f);
+    const v = process.cpuUsage(v0);
+    extra.verifyCpuSec = (v.user + v.system) / 1e6;
     mb = r.files.reduce((s, f) => s + f.bytes, 0) / 1e6;
   }
   const c = process.cpuUsage(c0);
@@ -138,6 +142,7 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
     cpuSec: (c.user + c.system) / 1e6,
     wallSec: (Date.now() - t0) / 1000,
     peakRssMb: Math.round(hwm),
+    ...extra,
   };
 }
 
