@@ -4,7 +4,8 @@
  * and chooses per shard the split points that give each bucket about `targetBytes`.
  */
 import { PIPELINE } from "../limits.js";
-import { readChunk } from "../records/readers.js";
+import { makeFastJsonlMapper } from "../records/jsonl-fast.js";
+import { forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
 import type { OpenObject } from "../records/source.js";
 import { murmur3_32Range, shardOf } from "../shuffle/shard.js";
@@ -25,6 +26,8 @@ export interface SampleOptions {
   windows?: number;
   /** deterministic reservoir: the same seed gives the same samples */
   seed?: number;
+  /** JSONL: keys from the line bytes when certain (default true; false = JSON.parse every line) */
+  fastPath?: boolean;
 }
 
 /** xorshift32: a tiny deterministic PRNG (sampling must not differ between retries). */
@@ -92,18 +95,48 @@ export async function sampleChunk(
   } else if (request.format === "parquet" && chunk.rowGroups) {
     sub.push({ ...chunk, rowGroups: [chunk.rowGroups[0], chunk.rowGroups[0]] });
   } else sub.push(chunk);
+  // JSONL: keys from the line bytes where certain (core/records/jsonl-fast.ts), as Partition does
+  const fast = request.format === "jsonl" && opts.fastPath !== false ? makeFastJsonlMapper(request) : undefined;
   for (const c of sub) {
     let got = 0;
     const budget = c === chunk ? maxBytes : Number.POSITIVE_INFINITY;
-    for await (const rec of readChunk(c, request.format as InputFormat, {
-      open: opts.open,
-      compression: request.compression,
-    })) {
-      const m = mapper(rec);
-      if (isSkipped(m)) continue;
-      take(m.key);
-      got += m.key.length + m.value.length;
-      if (got >= budget) break;
+    const readOpts = { open: opts.open, compression: request.compression };
+    if (fast) {
+      let where: { source: string; chunkStart?: number } = { source: "" };
+      await forEachJsonlLine(
+        c,
+        readOpts,
+        (w) => {
+          where = w;
+        },
+        (buf, s, e, line) => {
+          if (fast.map(buf, s, e)) {
+            take(Buffer.from(fast.keySrc.subarray(fast.keyStart, fast.keyEnd)));
+            got += fast.keyEnd - fast.keyStart + fast.valueLen;
+          } else {
+            const rec = jsonlRecord(
+              Buffer.from(buf.buffer, buf.byteOffset + s, e - s),
+              where.source,
+              line,
+              where.chunkStart,
+            );
+            if (!rec) return false;
+            const m = mapper(rec);
+            if (isSkipped(m)) return false;
+            take(m.key);
+            got += m.key.length + m.value.length;
+          }
+          return got >= budget;
+        },
+      );
+    } else {
+      for await (const rec of readChunk(c, request.format as InputFormat, readOpts)) {
+        const m = mapper(rec);
+        if (isSkipped(m)) continue;
+        take(m.key);
+        got += m.key.length + m.value.length;
+        if (got >= budget) break;
+      }
     }
     bytesRead += got;
   }

@@ -13,6 +13,7 @@ export {
   printableKey,
   scalarBytes,
 } from "./key.js";
+export { type FastJsonlMapper, type FastJsonlOptions, makeFastJsonlMapper } from "./jsonl-fast.js";
 export {
   isSkipped,
   type MappedRecord,
@@ -26,7 +27,9 @@ export {
 export {
   chunkId,
   chunkIndex,
+  forEachJsonlLine,
   type InputObject,
+  jsonlRecord,
   type PlanChunksOptions,
   parquetRowGroups,
   planChunks,

@@ -116,7 +116,7 @@ export async function* splitLines(
  * begin at a line start, absolute offset `offset`), synchronously within each piece, without a view or a promise per
  * line. `buf[start, end)` is the line without its '\n' (a trailing '\r' is kept); `buf` is a plain Uint8Array (its
  * subarray() is cheaper than a Buffer's), valid only during the call. Stops before the first line that starts at or
- * past `stopAt` (the rest of the stream is not read).
+ * past `stopAt`, or after a call that returns true (the rest of the stream is not read).
  */
 export async function scanLines(
   pieces: AsyncIterable<Uint8Array>,
@@ -124,7 +124,7 @@ export async function scanLines(
   stopAt: number,
   maxLineBytes: number,
   source: string,
-  onLine: (buf: Uint8Array, start: number, end: number) => void,
+  onLine: (buf: Uint8Array, start: number, end: number) => unknown,
 ): Promise<void> {
   let carry: Buffer[] = [];
   let carryLen = 0;
@@ -143,7 +143,7 @@ export async function scanLines(
         const joined = Buffer.concat(carry, carryLen + nl);
         carry = [];
         carryLen = 0;
-        onLine(u8(joined), 0, joined.length);
+        if (onLine(u8(joined), 0, joined.length) === true) return;
         from = nl + 1;
         lineStart = pos + from;
       }
@@ -153,7 +153,7 @@ export async function scanLines(
         const nl = piece.indexOf(10, from);
         if (nl < 0) break;
         if (lineStart >= stopAt) return;
-        onLine(view, from, nl);
+        if (onLine(view, from, nl) === true) return;
         from = nl + 1;
         lineStart = pos + from;
       }

@@ -198,13 +198,14 @@ async function openTextChunk(
  * The lines of a JSONL chunk for hot loops: `onLine(buf, start, end, line)` for every line the chunk owns, in order,
  * synchronously per piece (see scanLines). `buf[start, end)` is the line without '\n' and a trailing '\r', valid
  * only during the call; `line` is what SourceRecord.line would be. Blank lines are passed too (jsonlRecord skips
- * them). Returns where the lines come from: `source` and `chunkStart` (as in SourceRecord).
+ * them). Returning true stops reading. `onStart` is told where the lines come from first: `source` and `chunkStart`
+ * (as in SourceRecord).
  */
 export async function forEachJsonlLine(
   chunk: Chunk,
   opts: ReadOptions,
   onStart: (where: { source: string; chunkStart?: number }) => void,
-  onLine: (buf: Uint8Array, start: number, end: number, line: number) => void,
+  onLine: (buf: Uint8Array, start: number, end: number, line: number) => unknown,
 ): Promise<void> {
   const reader = await (opts.open ?? openS3Object)(chunk.bucket, chunk.key, chunk.size);
   const { pieces, ctx } = await openTextChunk(reader, chunk, opts);
@@ -214,7 +215,7 @@ export async function forEachJsonlLine(
   let line = 0;
   await scanLines(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, (buf, s, e) => {
     line++;
-    onLine(buf, s, e > s && buf[e - 1] === 13 ? e - 1 : e, line);
+    return onLine(buf, s, e > s && buf[e - 1] === 13 ? e - 1 : e, line);
   });
 }
 

@@ -1,5 +1,6 @@
 /** core/shuffle: sharding, run objects (sorted per-bucket segments), k-way merge. See docs/data-plane.md. */
-export { murmur3_32, SHARD_HASH, shardOf } from "./shard.js";
+export { murmur3_32, murmur3_32Range, SHARD_HASH, shardOf } from "./shard.js";
+export { type KeyTable, keyPrefix, sortKeys } from "./sort.js";
 export { compareBytes, kWayMerge, kWayMergeBatches } from "./merge.js";
 export {
   compareRunRecords,

@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { partitionChunk } from "../../core/pipeline/partition.js";
-import { chooseBuckets } from "../../core/pipeline/sample.js";
+import { chooseBuckets, sampleChunk } from "../../core/pipeline/sample.js";
 import type { LoadRequest, Plan } from "../../core/pipeline/types.js";
 import { memoryStore, planChunks } from "../../core/records/index.js";
 import { memorySinks } from "../../core/shuffle/index.js";
@@ -133,5 +133,29 @@ describe("partition: JSONL fast path = JSON.parse path", () => {
     expect(fast).toEqual(slow);
     expect((fast[0] as { records: number; skipped: number }).records).toBe(3);
     expect((fast[0] as { records: number; skipped: number }).skipped).toBe(1);
+  });
+
+  it("Plan's key samples are the same with the fast path (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(line, { maxLength: 80 }),
+        fc.integer({ min: 50, max: 3000 }),
+        async (lines, maxBytes) => {
+          const text = `${lines.join("\n")}\n`;
+          const data = new Map<string, Uint8Array>([["in/a.jsonl", Buffer.from(text)]]);
+          const open = memoryStore(data, 97);
+          const [chunk] = await planChunks([{ bucket: "in", key: "a.jsonl", size: text.length }], "jsonl", 1 << 20, {
+            open,
+          });
+          if (!chunk) return;
+          const req = request({});
+          const opts = { open, maxKeys: 20, maxBytes, windows: 3 };
+          const a = await sampleChunk({ ...chunk, start: 0, end: chunk.size }, req, { ...opts, fastPath: true });
+          const b = await sampleChunk({ ...chunk, start: 0, end: chunk.size }, req, { ...opts, fastPath: false });
+          expect(a).toEqual(b);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });
