@@ -279,6 +279,8 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
   let stopping = false;
   /** messages received but not yet handed to an invocation (released on stop) */
   const held = new Set<Message>();
+  /** invocations whose handler has settled but whose deletes have not answered yet (drained() waits for them) */
+  let deleting = 0;
   /** invocations still running (a timed-out handler keeps its slot until it really settles) */
   const running = new Set<Promise<unknown>>();
 
@@ -435,7 +437,12 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
       s.fifoBlocked += blocked.length;
     }
     s.returned += failed.size;
-    await deleteAll(batch.filter((m) => !failed.has(m.MessageId!)));
+    deleting++;
+    try {
+      await deleteAll(batch.filter((m) => !failed.has(m.MessageId!)));
+    } finally {
+      deleting--;
+    }
   };
 
   const poller = async () => {
@@ -482,7 +489,7 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
     async drained(o = {}) {
       const until = Date.now() + (o.timeoutMs ?? 60_000);
       for (;;) {
-        if (running.size === 0 && held.size === 0 && s.inFlight === 0) {
+        if (running.size === 0 && held.size === 0 && s.inFlight === 0 && deleting === 0) {
           const res = await sqs().send(
             new GetQueueAttributesCommand({
               QueueUrl: queueUrl,
@@ -498,7 +505,8 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
             Number(a.ApproximateNumberOfMessages ?? 0) +
             Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
             Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
-          if (left === 0 && running.size === 0 && held.size === 0) return;
+          // the queue may already show a delete whose answer (and stats) has not arrived: wait for it too
+          if (left === 0 && running.size === 0 && held.size === 0 && deleting === 0) return;
         }
         if (Date.now() > until) {
           throw new TransientError(
