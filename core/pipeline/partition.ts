@@ -72,7 +72,8 @@ export async function partitionChunk(
     let where: { source: string; chunkStart?: number } = { source };
     await forEachJsonlLine(
       chunk,
-      readOpts,
+      // lines are read into the writer's arena, so records are moved with copyWithin
+      { ...readOpts, stage: (maxRecordBytes) => writer.inputStage(maxRecordBytes + (4 << 20)) },
       (w) => {
         where = w;
       },

@@ -176,3 +176,63 @@ export async function scanLines(
     onLine(u8(joined), 0, joined.length);
   }
 }
+
+/** Where scanLinesStaged copies the input: buf[start, start + size) (size > maxLineBytes + 1 MiB). */
+export interface LineStage {
+  buf: Uint8Array;
+  start: number;
+  size: number;
+}
+
+/**
+ * scanLines that first copies the input into `stage` (one copy per piece) and hands out lines as ranges of
+ * stage.buf: a consumer that keeps bytes in the same array moves them with copyWithin (no view per line). The
+ * unfinished line at the end of a piece moves to the stage's start. Same contract as scanLines otherwise.
+ */
+export async function scanLinesStaged(
+  pieces: AsyncIterable<Uint8Array>,
+  offset: number,
+  stopAt: number,
+  maxLineBytes: number,
+  source: string,
+  stage: LineStage,
+  onLine: (buf: Uint8Array, start: number, end: number) => unknown,
+): Promise<void> {
+  const { buf, start: S, size } = stage;
+  if (size <= maxLineBytes + (1 << 20))
+    throw new RangeError("scanLinesStaged: the stage must exceed maxLineBytes + 1 MiB");
+  /** bytes of an unfinished line at buf[S, S + carry), which starts at absolute offset winAbs */
+  let carry = 0;
+  let winAbs = offset;
+  for await (const p of pieces) {
+    let off = 0;
+    while (off < p.length) {
+      const n = Math.min(p.length - off, size - carry);
+      buf.set(off === 0 && n === p.length ? p : p.subarray(off, off + n), S + carry);
+      off += n;
+      const len = carry + n;
+      const win = Buffer.from(buf.buffer, buf.byteOffset + S, len);
+      let from = 0;
+      for (;;) {
+        const nl = win.indexOf(10, from);
+        if (nl < 0) break;
+        if (winAbs + from >= stopAt) return;
+        if (onLine(buf, S + from, S + nl) === true) return;
+        from = nl + 1;
+      }
+      winAbs += from;
+      carry = len - from;
+      if (carry > 0) {
+        if (winAbs >= stopAt) return;
+        if (carry > maxLineBytes) {
+          throw new InputError(
+            `${source} byte ${winAbs}: a line is longer than ${maxLineBytes} bytes (no newline found); is this really line-delimited text?`,
+            { source, offset: winAbs },
+          );
+        }
+        if (from > 0) buf.copyWithin(S, S + from, S + len);
+      }
+    }
+  }
+  if (carry > 0 && winAbs < stopAt) onLine(buf, S, S + carry);
+}

@@ -11,7 +11,7 @@ import { InputError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import type { Chunk, InputCompression, InputFormat } from "../pipeline/types.js";
 import { compressionFromMagic, compressionFromName, decompress } from "./compression.js";
-import { scanLines, skipPartialLine, splitLines } from "./lines.js";
+import { type LineStage, scanLines, scanLinesStaged, skipPartialLine, splitLines } from "./lines.js";
 import { type ObjectReader, type OpenObject, openS3Object, s3Url } from "./source.js";
 
 /** One input record with where it came from. */
@@ -203,7 +203,10 @@ async function openTextChunk(
  */
 export async function forEachJsonlLine(
   chunk: Chunk,
-  opts: ReadOptions,
+  opts: ReadOptions & {
+    /** copy the input into this region first and hand out lines as its ranges (see scanLinesStaged) */
+    stage?: (maxRecordBytes: number) => LineStage;
+  },
   onStart: (where: { source: string; chunkStart?: number }) => void,
   onLine: (buf: Uint8Array, start: number, end: number, line: number) => unknown,
 ): Promise<void> {
@@ -213,10 +216,14 @@ export async function forEachJsonlLine(
   onStart({ source: ctx.source, chunkStart: skip ? ctx.start : undefined });
   const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);
   let line = 0;
-  await scanLines(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, (buf, s, e) => {
+  const each = (buf: Uint8Array, s: number, e: number) => {
     line++;
     return onLine(buf, s, e > s && buf[e - 1] === 13 ? e - 1 : e, line);
-  });
+  };
+  if (opts.stage) {
+    const stage = opts.stage(ctx.maxRecordBytes);
+    await scanLinesStaged(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, stage, each);
+  } else await scanLines(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, each);
 }
 
 /**

@@ -223,7 +223,16 @@ export class RunWriter {
     p = copyRange(keySrc, ks, ke, buf, p);
     if (valueLen < 128) buf[p++] = valueLen;
     else p = writeVarint(buf, p, valueLen);
-    for (let j = 0; j < nsegs; j++) p = copyRange(valSrc, segs[2 * j], segs[2 * j + 1], buf, p);
+    if (valSrc === buf) {
+      // the input sits in the arena's input stage: move the bytes, no view
+      for (let j = 0; j < nsegs; j++) {
+        const a = segs[2 * j];
+        const z = segs[2 * j + 1];
+        if (z - a > 16) buf.copyWithin(p, a, z);
+        else for (let x = a; x < z; x++) buf[p + x - a] = buf[x];
+        p += z - a;
+      }
+    } else for (let j = 0; j < nsegs; j++) p = copyRange(valSrc, segs[2 * j], segs[2 * j + 1], buf, p);
     p = writeVarint(buf, p, line);
     this.pos = p;
     this.push(b, start, need, kStart, kl);
@@ -231,6 +240,21 @@ export class RunWriter {
 
   get recordCount(): number {
     return this.records;
+  }
+
+  /**
+   * A region of `bytes` after the arena and its output staging, for the caller's input (scanLinesStaged): records
+   * added from ranges of the arena array are moved with copyWithin. Call before adding records. The region is part
+   * of the same lazily committed array: only what the input touches becomes resident.
+   */
+  inputStage(bytes: number): { buf: Uint8Array; start: number; size: number } {
+    if (this.n > 0 || this.records > 0) throw new RangeError("RunWriter.inputStage: call before adding records");
+    const start = this.limit + OUT_BYTES;
+    if (this.pages[0].length < start + bytes) {
+      this.cur = new Uint8Array(start + bytes);
+      this.pages[0] = this.cur;
+    }
+    return { buf: this.pages[0], start, size: bytes };
   }
 
   /** the current page with `need` bytes free at this.pos (a page of its own when the arena is full) */
