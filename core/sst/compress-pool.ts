@@ -210,6 +210,11 @@ function computeMaxWorkers(): number {
   return Math.max(0, availableParallelism() - 1);
 }
 
+/** true when writers may get a worker (more than one core, not disabled by FERRY_SST_COMPRESSION_THREADS=0) */
+export function parallelSealingAvailable(): boolean {
+  return maxWorkers() > 0 && !disabled;
+}
+
 /** Start a worker in the background (if the pool has room and none is idle or booting). */
 function prewarm(): void {
   if (disabled) return;

@@ -14,7 +14,7 @@ import { InputError, LimitError } from "../errors.js";
 import { SST } from "../limits.js";
 import { BloomBuilder } from "./bloom.js";
 import { checkCompression, preloadCodec, rawCompressor } from "./codecs.js";
-import { BlockRing, YIELD_EVERY } from "./compress-pool.js";
+import { BlockRing, parallelSealingAvailable, YIELD_EVERY } from "./compress-pool.js";
 import {
   ByteBuf,
   CHECKSUM_CRC32C,
@@ -156,9 +156,11 @@ export class SstWriter {
     this.bloom = bits > 0 ? new BloomBuilder(bits) : undefined;
     this.rawCompress = this.ctype !== 0 ? rawCompressor(this.compression) : undefined;
     this.codecNeedsTurns = this.compression === "lz4" || this.compression === "zstd";
-    // the ring also serves "none" when there is a bloom filter: the worker then computes CRCs and key hashes
+    // the ring also serves "none" with a bloom filter when a worker may help (it then computes CRCs and key hashes);
+    // for "none" a block's stored size is its raw size, so the file-size estimate (rollover) is the same either way
     const parallel = opts.parallelCompression ?? true;
-    if ((this.rawCompress !== undefined || (parallel && this.bloom !== undefined)) && bs <= RING_MAX_BLOCK) {
+    const ringForNone = parallel && this.bloom !== undefined && parallelSealingAvailable();
+    if ((this.rawCompress !== undefined || ringForNone) && bs <= RING_MAX_BLOCK) {
       const cap = Math.ceil((Math.max(bs * 2, 8192) + 64) / 8) * 8; // slots at 8-byte aligned offsets
       const k = Math.max(4, Math.min(128, Math.floor(RING_BYTES / cap)));
       // the bloom hashes come from each block's keys at sealing time (on the worker when attached): measured, this

@@ -94,31 +94,35 @@ describe("parallel compression", () => {
     expect(await filterOf(await build(30_000, { compression: "lz4", parallelCompression: false }))).toBe(plain);
   }, 60_000);
 
-  it("file sets roll over at the same keys with and without the worker", async () => {
-    const write = async (parallelCompression: boolean) => {
-      const files: ReturnType<typeof memorySink>[] = [];
-      const w = new SstFileSetWriter(
-        () => {
-          const s = memorySink();
-          files.push(s);
-          return s;
-        },
-        { compression: "snappy", targetFileSize: 300_000, sessionIdentity: false, parallelCompression },
-      );
-      for (let i = 0; i < 25_000; i++) {
-        const p = w.add(k(i), v(i));
-        if (p) await p;
-      }
-      const infos = await w.finish();
-      return { infos, shas: files.map((f) => sha(f.bytes())) };
-    };
-    const a = await write(true);
-    const b = await write(false);
-    expect(a.infos.length).toBeGreaterThan(3);
-    expect(a.shas).toEqual(b.shas);
-    expect(a.infos.map((f) => f.entries)).toEqual(b.infos.map((f) => f.entries));
-    expect(a.infos.map((f) => f.sha256)).toEqual(a.shas);
-  }, 60_000);
+  it.each(["snappy", "none"] as SstCompression[])(
+    "%s: file sets roll over at the same keys with and without the worker",
+    async (c) => {
+      const write = async (parallelCompression: boolean) => {
+        const files: ReturnType<typeof memorySink>[] = [];
+        const w = new SstFileSetWriter(
+          () => {
+            const s = memorySink();
+            files.push(s);
+            return s;
+          },
+          { compression: c, targetFileSize: 300_000, sessionIdentity: false, parallelCompression },
+        );
+        for (let i = 0; i < 25_000; i++) {
+          const p = w.add(k(i), v(i));
+          if (p) await p;
+        }
+        const infos = await w.finish();
+        return { infos, shas: files.map((f) => sha(f.bytes())) };
+      };
+      const a = await write(true);
+      const b = await write(false);
+      expect(a.infos.length).toBeGreaterThan(3);
+      expect(a.shas).toEqual(b.shas);
+      expect(a.infos.map((f) => f.entries)).toEqual(b.infos.map((f) => f.entries));
+      expect(a.infos.map((f) => f.sha256)).toEqual(a.shas);
+    },
+    60_000,
+  );
 
   it("two writers interleaved share the pool and still write the same bytes", async () => {
     const s1 = memorySink();
