@@ -24,6 +24,14 @@ export const SST = {
   targetFileSize: 256 * MiB,
   /** reader: block cache capacity in bytes */
   blockCacheBytes: 64 * MiB,
+  /** writer: shared block ring for parallel sealing, ~this many bytes (slots of ~2 x blockSize, 4..128 of them) */
+  sealRingBytes: 1100 * KiB,
+  /** writer: blocks larger than this are never pipelined (sealed on the writer's thread) */
+  sealRingMaxBlockSize: 1 * MiB,
+  /** writer: event-loop turn every this many lz4/zstd blocks (native codecs' output buffers are freed on a turn) */
+  nativeCodecTurnEvery: 256,
+  /** writer: a compression worker that makes no progress for this long is an EnvironmentError */
+  sealWorkerStallMs: 120_000,
 } as const;
 
 /** Bulk-load pipeline (core/records, core/shuffle, core/manifest, functions/bulk-load). */

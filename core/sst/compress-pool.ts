@@ -18,6 +18,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { crc32c as nativeCrc32c } from "@node-rs/crc32";
 import { EnvironmentError } from "../errors.js";
+import { SST } from "../limits.js";
 import { hashBlockKeys, makeCompressor, type RawCompressor, sealBlock } from "./seal.js";
 import { makeXxph3, xxph3_64Parts } from "./xxph3.js";
 
@@ -40,9 +41,9 @@ const ERR_BYTES = 1024;
  */
 const WAKE_SHARE = 0.4;
 /** event-loop turn every this many blocks sealed (lets native codecs' external buffers be freed) */
-export const YIELD_EVERY = 256;
+export const YIELD_EVERY = SST.nativeCodecTurnEvery;
 /** main gives up waiting for a live-looking worker after this long without progress */
-const STALL_MS = 120_000;
+const STALL_MS = SST.sealWorkerStallMs;
 
 // ---------------------------------------------------------------------------------------------------------------
 // worker pool

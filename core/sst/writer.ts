@@ -35,9 +35,9 @@ import type { ByteSink, SstCompression, SstFileInfo, SstFileSetWriterOptions, Ss
 
 const CHUNK = 1 << 20;
 /** block rings (pipelined compression) only for block sizes up to this; larger ones seal in place */
-const RING_MAX_BLOCK = 1 << 20;
+const RING_MAX_BLOCK = SST.sealRingMaxBlockSize;
 /** ring memory target: K slots of ~2 x blockSize each, 4 <= K <= 128 (128 x 8 KiB for 4 KiB blocks) */
-const RING_BYTES = 1100 * 1024;
+const RING_BYTES = SST.sealRingBytes;
 
 /** Separator for the index: RocksDB BytewiseComparator::FindShortestSeparator on user keys (start < limit). */
 export function shortestSeparator(start: Uint8Array, startLen: number, limit: Uint8Array): Uint8Array {
