@@ -137,7 +137,13 @@ export function makeFastJsonlMapper(opts: FastJsonlOptions): FastJsonlMapper | u
     for (let x = 0; x < rest.length; x += 2) addGap(rest[x], rest[x + 1]);
   };
 
+  /** skips whitespace from i (recorded as a gap); compact JSON has none, so the first byte decides cheaply */
   const ws = (i: number): number => {
+    if (i >= e || b[i] > 32) return i;
+    return wsRun(i);
+  };
+
+  const wsRun = (i: number): number => {
     const s = i;
     const b_ = b;
     const e_ = e;
