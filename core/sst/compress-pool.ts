@@ -1,7 +1,8 @@
 /**
- * Parallel block compression for SstWriter: a ring of block slots in shared memory, sealed (compressed + trailer)
- * either by a worker thread (the second core) or, when no worker is attached, by the writer's own thread at the
- * moment it needs the slot back. Same code (seal.ts), same order, same bytes either way.
+ * Parallel block sealing for SstWriter: a ring of block slots in shared memory whose blocks are sealed (bloom key
+ * hashes, compression, trailer with CRC) either by a worker thread (the second core) or, when no worker is attached,
+ * by the writer's own thread at the moment it needs the slot back. Same code (seal.ts, xxph3.ts), same order, same
+ * bytes either way.
  *
  * Protocol (Int32 control words in a SharedArrayBuffer, no event-loop turns, so add() stays synchronous):
  *   main  : copies block #s into slot s % K, publishes it (PROD = s + 1) and, K blocks later, collects it (waits
@@ -31,7 +32,7 @@ const SIG = 2; // bumped by main to wake the worker
 const WSLEEP = 3; // 1 while the worker sleeps (or is about to)
 const MSLEEP = 4; // 1 while main waits for DONE
 const CLOSE = 5; // main detaches: the worker leaves the ring once it has sealed everything published
-const ERR = 6; // worker failed (main seals the rest itself)
+const ERR = 6; // worker failed: collect() throws an EnvironmentError with its message
 const CTRL_WORDS = 8;
 const ERR_BYTES = 1024;
 
@@ -55,7 +56,9 @@ interface PooledWorker {
 }
 
 const pool: PooledWorker[] = [];
+/** no more workers: one could not be created, or two died before they were ready (e.g. a module missing) */
 let disabled = false;
+let bootFailures = 0;
 const stats = { workerBlocks: 0, inlineBlocks: 0, wakes: 0, waits: 0 };
 
 /** Process-wide counts of data blocks sealed by a worker and on the writer's thread (tests, benchmarks). */
@@ -234,12 +237,13 @@ function prewarm(): void {
     });
     worker.unref();
     const pw: PooledWorker = { worker, state };
-    worker.on("error", () => {
-      // a worker that died is never handed out again; its ring (if any) sees ERR or stalls
-      Atomics.store(state, 0, 3);
-    });
+    // a worker that died is never handed out again (its ring, if any, stalls: STALL_MS)
+    const dead = () => {
+      if (Atomics.exchange(state, 0, 3) === 0 && ++bootFailures >= 2) disabled = true;
+    };
+    worker.on("error", dead);
     worker.on("exit", () => {
-      Atomics.store(state, 0, 3);
+      dead();
       const i = pool.indexOf(pw);
       if (i >= 0) pool.splice(i, 1);
     });
