@@ -285,7 +285,9 @@ export class RunWriter {
   }
 
   private grow(): void {
-    const cap = Math.max(1024, this.cap * 2);
+    // first allocation sized for a full arena of ~128-byte records (zeroed typed arrays are committed lazily, so the
+    // untouched part costs no memory); doubling after that
+    const cap = this.cap > 0 ? this.cap * 2 : Math.max(1024, Math.min(1 << 21, Math.floor(this.memoryBytes / 128)));
     const g = (a: Uint32Array) => {
       const x = new Uint32Array(cap);
       x.set(a.subarray(0, this.n));
