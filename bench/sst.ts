@@ -175,6 +175,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     valueBytes: VALUE_LEN,
     ferryCompression: serial ? "serial (writer thread)" : "parallel (worker thread seals blocks)",
     nativeCompression: "serial (SstFileWriter, parallel_threads = 1)",
+    // RocksDB's own parallel compression (CompressionOptions::parallel_threads = cores) as a second baseline when
+    // ferry runs parallel: ferry's parallel wall time against native's parallel wall time is the like-for-like ratio
+    nativeParallelCompression: serial ? undefined : `SstFileWriter, parallel_threads = ${availableParallelism()}`,
     cores: availableParallelism(),
     loadAverageStart: loadavg().map((x) => Number(x.toFixed(2))),
   };
@@ -186,6 +189,8 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       const nat: number[] = [];
       const fCpu: number[] = [];
       const natCpu: number[] = [];
+      const natPar: number[] = [];
+      const natParCpu: number[] = [];
       let bytesF = 0;
       let bytesN = 0;
       let rssF = 0;
@@ -210,9 +215,23 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
           natCpu.push(j.cpuSeconds);
           bytesN = j.bytes;
           rmSync(outN, { force: true });
+          // parallel_threads only changes anything for compressed blocks
+          if (!serial && codec !== "none" && availableParallelism() > 1) {
+            const op = execFileSync(
+              native,
+              [outN, String(keys), codec, String(bloom), String(availableParallelism())],
+              {
+                encoding: "utf8",
+              },
+            );
+            const jp = JSON.parse(op.trim().split("\n").pop() as string);
+            natPar.push(jp.seconds);
+            natParCpu.push(jp.cpuSeconds);
+            rmSync(outN, { force: true });
+          }
         }
         process.stderr.write(
-          `sst ${codec} run ${r + 1}: ferry ${f[r].toFixed(2)}s (cpu ${fCpu[r].toFixed(2)}s) native ${nat[r]?.toFixed(2) ?? "-"}s (cpu ${natCpu[r]?.toFixed(2) ?? "-"}s)\n`,
+          `sst ${codec} run ${r + 1}: ferry ${f[r].toFixed(2)}s (cpu ${fCpu[r].toFixed(2)}s) native ${nat[r]?.toFixed(2) ?? "-"}s (cpu ${natCpu[r]?.toFixed(2) ?? "-"}s)${natPar[r] !== undefined ? ` native parallel ${natPar[r].toFixed(2)}s (cpu ${natParCpu[r].toFixed(2)}s)` : ""}\n`,
         );
       }
       const ferryKeysPerSec = Math.round(keys / median(f));
@@ -223,6 +242,10 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
         ratio: nativeKeysPerSec ? Number((ferryKeysPerSec / nativeKeysPerSec).toFixed(3)) : undefined,
         // CPU-time view: on a shared, overloaded machine wall time mostly measures the neighbours
         cpuRatio: natCpu.length ? Number((median(natCpu) / median(fCpu)).toFixed(3)) : undefined,
+        // ferry parallel vs RocksDB parallel (parallel_threads = cores), wall time
+        nativeParallelKeysPerSec: natPar.length ? Math.round(keys / median(natPar)) : undefined,
+        ratioVsNativeParallel: natPar.length ? Number((median(natPar) / median(f)).toFixed(3)) : undefined,
+        nativeParallelCpuUsPerKey: natParCpu.length ? Number(((median(natParCpu) / keys) * 1e6).toFixed(3)) : undefined,
         ferryCpuKeysPerSec: Math.round(keys / median(fCpu)),
         nativeCpuKeysPerSec: natCpu.length ? Math.round(keys / median(natCpu)) : undefined,
         ferryCpuUsPerKey: Number(((median(fCpu) / keys) * 1e6).toFixed(3)),

@@ -1,6 +1,8 @@
 // Native baseline for `npm run bench -- sst`: writes N keys with rocksdb::SstFileWriter (librocksdb) using the
 // same key/value generator as bench/sst.ts. Compiled at bench time: g++ -O2 sst_writer.cc -lrocksdb.
-// usage: sst_writer OUT.sst N none|snappy|lz4|zstd BLOOM_BITS
+// usage: sst_writer OUT.sst N none|snappy|lz4|zstd BLOOM_BITS [PARALLEL_THREADS]
+// PARALLEL_THREADS > 1 sets CompressionOptions::parallel_threads (RocksDB's own parallel block compression), the
+// fair baseline for ferry's writer when it seals blocks on a worker thread.
 // prints one JSON line: {"keys":N,"seconds":S,"cpuSeconds":C,"bytes":B} (Open -> Finish incl. fsync)
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   const long n = atol(argv[2]);
   const std::string codec = argv[3];
   const int bloom = atoi(argv[4]);
+  const int threads = argc > 5 ? atoi(argv[5]) : 1;
   std::vector<char> pool = MakePool();
 
   rocksdb::Options options;
@@ -56,6 +59,7 @@ int main(int argc, char** argv) {
   else if (codec == "lz4") options.compression = rocksdb::kLZ4Compression;
   else if (codec == "zstd") options.compression = rocksdb::kZSTD;
   else { fprintf(stderr, "unknown codec %s\n", codec.c_str()); return 2; }
+  if (threads > 1) options.compression_opts.parallel_threads = static_cast<uint32_t>(threads);
   rocksdb::BlockBasedTableOptions bbto;
   bbto.format_version = 5;
   bbto.checksum = rocksdb::kCRC32c;
