@@ -68,28 +68,66 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return compareRange(a, 0, a.length, b);
 }
 
+/**
+ * LRU block cache: a Map from block offset to a node of an intrusive doubly-linked list (most recent at the head).
+ * A hit only relinks the node; the Map changes on insert and eviction alone. (The previous Map-only LRU moved a hit
+ * with delete + set and evicted through `map.keys().next()`, which walks over the deleted slots at the front of
+ * V8's ordered hash table: with a full cache that made a get 2.5x slower than no cache at all.)
+ */
+interface LruNode {
+  key: number;
+  value: DataBlock;
+  prev: LruNode | undefined;
+  next: LruNode | undefined;
+}
+
 class LruCache {
-  private readonly map = new Map<number, DataBlock>();
+  private readonly map = new Map<number, LruNode>();
+  private head: LruNode | undefined;
+  private tail: LruNode | undefined;
   private bytes = 0;
   constructor(private readonly capacity: number) {}
   get(k: number): DataBlock | undefined {
-    const v = this.map.get(k);
-    if (v !== undefined) {
-      this.map.delete(k);
-      this.map.set(k, v);
+    const n = this.map.get(k);
+    if (n === undefined) return undefined;
+    if (n !== this.head) {
+      this.unlink(n);
+      this.pushFront(n);
     }
-    return v;
+    return n.value;
   }
   set(k: number, v: DataBlock): void {
     if (this.capacity <= 0) return;
-    this.map.set(k, v);
+    const old = this.map.get(k);
+    if (old !== undefined) {
+      this.bytes -= old.value.data.length;
+      this.unlink(old);
+      this.map.delete(k);
+    }
+    const n: LruNode = { key: k, value: v, prev: undefined, next: undefined };
+    this.pushFront(n);
+    this.map.set(k, n);
     this.bytes += v.data.length;
     while (this.bytes > this.capacity && this.map.size > 1) {
-      const first = this.map.keys().next().value as number;
-      const b = this.map.get(first) as DataBlock;
-      this.map.delete(first);
-      this.bytes -= b.data.length;
+      const last = this.tail as LruNode;
+      this.unlink(last);
+      this.map.delete(last.key);
+      this.bytes -= last.value.data.length;
     }
+  }
+  private unlink(n: LruNode): void {
+    if (n.prev) n.prev.next = n.next;
+    else this.head = n.next;
+    if (n.next) n.next.prev = n.prev;
+    else this.tail = n.prev;
+    n.prev = undefined;
+    n.next = undefined;
+  }
+  private pushFront(n: LruNode): void {
+    n.next = this.head;
+    if (this.head) this.head.prev = n;
+    this.head = n;
+    if (!this.tail) this.tail = n;
   }
 }
 
@@ -111,6 +149,10 @@ export class SstReader {
   private readonly src: RandomAccessSource;
   private readonly ownsSource: boolean;
   private readonly indexKeys: Uint8Array[];
+  /** the index separators packed into one buffer (key i = indexBytes[indexOffsets[i], indexOffsets[i + 1])): the
+   *  binary search touches one contiguous allocation instead of thousands of scattered small ones */
+  private readonly indexBytes: Uint8Array;
+  private readonly indexOffsets: Uint32Array;
   private readonly filter: BloomReader | undefined;
   private readonly cache: LruCache;
   private readonly verifyChecksums: boolean;
@@ -136,6 +178,15 @@ export class SstReader {
     this.formatVersion = init.formatVersion;
     this.properties = init.properties;
     this.indexKeys = init.indexKeys;
+    this.indexOffsets = new Uint32Array(init.indexKeys.length + 1);
+    let total = 0;
+    for (let i = 0; i < init.indexKeys.length; i++) {
+      this.indexOffsets[i] = total;
+      total += init.indexKeys[i].length;
+    }
+    this.indexOffsets[init.indexKeys.length] = total;
+    this.indexBytes = new Uint8Array(total);
+    for (let i = 0; i < init.indexKeys.length; i++) this.indexBytes.set(init.indexKeys[i], this.indexOffsets[i]);
     this.dataBlocks = init.dataBlocks;
     this.metaBlocks = init.metaBlocks;
     this.indexHandle = init.indexHandle;
@@ -252,15 +303,18 @@ export class SstReader {
 
   /** first data block whose index separator is >= key, or -1 */
   private findBlock(key: Uint8Array): number {
-    const keys = this.indexKeys;
+    const bytes = this.indexBytes;
+    const offs = this.indexOffsets;
+    const n = offs.length - 1;
     let lo = 0;
-    let hi = keys.length;
+    let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareBytes(keys[mid], key) < 0) lo = mid + 1;
+      const start = offs[mid];
+      if (compareRange(bytes, start, offs[mid + 1] - start, key) < 0) lo = mid + 1;
       else hi = mid;
     }
-    return lo < keys.length ? lo : -1;
+    return lo < n ? lo : -1;
   }
 
   private decodeRaw(handle: BlockHandle, raw: Uint8Array): DataBlock {
@@ -603,6 +657,9 @@ function parseIndex(
 }
 
 /** Binary search over restart points, then a linear scan; returns the value of `key` (type Put) or undefined. */
+/** the linear scan's current-key buffer, shared by every lookup (lookups are synchronous); grows up to 64 KiB */
+let lookupScratch = new Uint8Array(256);
+
 function lookupInBlock(b: DataBlock, key: Uint8Array): Uint8Array | undefined {
   const d = b.data;
   const ra = b.restartsAt;
@@ -643,8 +700,7 @@ function lookupInBlock(b: DataBlock, key: Uint8Array): Uint8Array | undefined {
   }
   // linear scan from restart `lo`
   let p = readFixed32(d, ra + lo * 4);
-  let cur = new Uint8Array(64);
-  let curLen = 0;
+  let cur = lookupScratch;
   while (p < ra) {
     let shared = d[p++];
     if (shared >= 128) {
@@ -667,11 +723,13 @@ function lookupInBlock(b: DataBlock, key: Uint8Array): Uint8Array | undefined {
     const klen = shared + nonShared;
     if (klen > cur.length) {
       const n = new Uint8Array(Math.max(klen, cur.length * 2));
-      n.set(cur.subarray(0, curLen));
+      n.set(cur.subarray(0, shared));
       cur = n;
+      if (n.length <= 1 << 16) lookupScratch = n;
     }
-    cur.set(d.subarray(p, p + nonShared), shared);
-    curLen = klen;
+    // short key suffixes are copied byte by byte: a subarray view per entry costs more than the copy
+    if (nonShared <= 32) for (let i = 0; i < nonShared; i++) cur[shared + i] = d[p + i];
+    else cur.set(d.subarray(p, p + nonShared), shared);
     p += nonShared;
     const cmp = compareRange(cur, 0, klen - 8, key);
     if (cmp === 0) {

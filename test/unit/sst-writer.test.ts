@@ -342,3 +342,27 @@ describe("SstReader on damaged files", () => {
     expect((e as Error).message).toMatch(/bad magic/);
   });
 });
+
+describe("SstReader block cache", () => {
+  const same = (a: Uint8Array | undefined, b: Uint8Array) => a !== undefined && Buffer.from(a).equals(b);
+  it("answers every get correctly while the LRU cache evicts (cache of ~3 blocks, random and repeated keys)", async () => {
+    const n = 20_000;
+    const bytes = await build(n, { compression: "snappy", bloomBitsPerKey: 10 });
+    for (const cache of [0, 10_000, 1 << 30]) {
+      const r = await SstReader.open(bufferSource(bytes), { blockCacheBytes: cache });
+      let x = 12345;
+      for (let i = 0; i < 5_000; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        // runs of nearby keys (cache hits) mixed with jumps (misses and evictions)
+        const j = i % 7 === 0 ? x % n : (x % 50) + ((i * 37) % (n - 50));
+        expect(same(r.getSync(k(j)), v(j))).toBe(true);
+        if (i % 11 === 0) expect(r.getSync(te.encode(`key${String(j).padStart(8, "0")}~`))).toBeUndefined();
+      }
+      expect(same(r.getSync(k(0)), v(0))).toBe(true);
+      expect(same(r.getSync(k(n - 1)), v(n - 1))).toBe(true);
+      expect(r.getSync(te.encode("key"))).toBeUndefined();
+      expect(r.getSync(te.encode("kez"))).toBeUndefined();
+      await r.close();
+    }
+  });
+});
