@@ -48,11 +48,15 @@ import { FerryFunction, REPO_ROOT } from "./ferry-function.js";
 
 /** Memory and timeouts of every bulk-load function: one place. */
 export const BULK_LOAD_FUNCTIONS = {
-  plan: { file: "bulk-load/plan.ts", memoryMb: 1024, timeout: Duration.minutes(5) },
+  // Plan parses the key samples of up to PIPELINE.sampleMaxChunks chunks (~0.1 CPU-s each at the cap): one full
+  // vCPU (1,769 MB) and the 15-minute limit
+  plan: { file: "bulk-load/plan.ts", memoryMb: 1769, timeout: Duration.minutes(15) },
   partition: { file: "bulk-load/partition.ts", memoryMb: 3008, timeout: Duration.minutes(15) },
   planBuild: { file: "bulk-load/plan-build.ts", memoryMb: 1024, timeout: Duration.minutes(5) },
+  // Partition and Build: 3,008 MB gives two vCPUs, so the SST writer seals blocks on its worker thread
   build: { file: "bulk-load/build.ts", memoryMb: 3008, timeout: Duration.minutes(15) },
-  publish: { file: "bulk-load/publish.ts", memoryMb: 2048, timeout: Duration.minutes(15) },
+  // Publish checks Build's verified results and HEADs each file (no re-read since Build verifies its own files)
+  publish: { file: "bulk-load/publish.ts", memoryMb: 1024, timeout: Duration.minutes(15) },
   activate: { file: "bulk-load/activate.ts", memoryMb: 512, timeout: Duration.minutes(1) },
   markFailed: { file: "bulk-load/mark-failed.ts", memoryMb: 512, timeout: Duration.minutes(1) },
   signal: { file: "bulk-load/signal.ts", memoryMb: 512, timeout: Duration.minutes(1) },
