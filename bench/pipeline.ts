@@ -233,7 +233,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   );
 
   const { withLocalStack } = await import("../local/stack/index.js");
-  const { localDeployment } = await import("../cli/commands/load.js");
+  const { localDeployment, localBulkLoad } = await import("../cli/commands/load.js");
   const { LocalStepFunctions } = await import("../local/sfn/index.js");
   const { getVersion } = await import("../core/control/versions.js");
   const { Upload } = await import("@aws-sdk/lib-storage");
@@ -242,17 +242,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   return withLocalStack(async (stack) => {
     const deployment = await localDeployment();
     // the same lookup `ferry load` does: the bulk-load state machine and the Plan function's environment
-    const planFn = Object.values(deployment.functions).find((f) =>
-      f.entry?.replace(/\\/g, "/").endsWith("functions/bulk-load/plan.ts"),
-    );
-    const sm = Object.values(deployment.stateMachines).find((s) =>
-      Object.values(s.asl.States).some((st) => st.Type === "Map" && (st as { Label?: string }).Label === "Partition"),
-    );
-    if (!planFn || !sm) throw new Error("the local deployment has no bulk-load pipeline");
-    const dataBucket = planFn.env.FERRY_DATA_BUCKET;
-    const controlTable = planFn.env.FERRY_CONTROL_TABLE;
-    process.env.FERRY_DATA_BUCKET = dataBucket;
-    process.env.FERRY_CONTROL_TABLE = controlTable;
+    const { sm, dataBucket, controlTable } = localBulkLoad(deployment);
 
     const version = `b${Date.now().toString(36)}`;
     const key = `input/bench/${version}/data.jsonl`;

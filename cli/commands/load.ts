@@ -250,8 +250,12 @@ export async function localDeployment(): Promise<import("../../local/deploy/inde
   return deployed;
 }
 
-async function localTarget(o: Pick<RunLoadOptions, "deployment" | "runnerOptions">): Promise<Target> {
-  const d = o.deployment ?? (await localDeployment());
+/**
+ * The bulk-load pipeline of a local deployment: its state machine (the one with the Partition Map) and, from the
+ * Plan function's environment, the data bucket and control table — also exported into this process's environment,
+ * where the handlers the local runner calls read them.
+ */
+export function localBulkLoad(d: import("../../local/deploy/index.js").LocalDeployment) {
   const planFn = Object.values(d.functions).find((f) =>
     f.entry?.replace(/\\/g, "/").endsWith("functions/bulk-load/plan.ts"),
   );
@@ -263,6 +267,12 @@ async function localTarget(o: Pick<RunLoadOptions, "deployment" | "runnerOptions
   const controlTable = planFn.env.FERRY_CONTROL_TABLE;
   process.env.FERRY_DATA_BUCKET = dataBucket;
   process.env.FERRY_CONTROL_TABLE = controlTable;
+  return { sm, dataBucket, controlTable };
+}
+
+async function localTarget(o: Pick<RunLoadOptions, "deployment" | "runnerOptions">): Promise<Target> {
+  const d = o.deployment ?? (await localDeployment());
+  const { sm, dataBucket, controlTable } = localBulkLoad(d);
   const { LocalStepFunctions } = await import("../../local/sfn/index.js");
   return {
     kind: "local",
