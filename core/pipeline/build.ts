@@ -16,10 +16,10 @@ import { printableKey } from "../records/key.js";
 import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
 import { s3MultipartSink } from "../aws/s3.js";
 import type { OpenSink } from "../shuffle/io.js";
-import { kWayMergeBatches } from "../shuffle/merge.js";
+import { kWayMergeKeyed } from "../shuffle/merge.js";
 import { type RunMeta, type RunRecord, readRunEntry, readRunMeta, readSegmentBatches } from "../shuffle/run.js";
 import { shardOf } from "../shuffle/shard.js";
-import { readVarint, varintLength, writeVarint } from "../shuffle/varint.js";
+import { decodeVarint, varintEnd, varintLength, writeVarint } from "../shuffle/varint.js";
 import { SstFileSetWriter } from "../sst/writer.js";
 import type { BuildResult, Bucket, Plan } from "./types.js";
 
@@ -147,7 +147,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
       const next: AsyncIterable<RunRecord[]>[] = [];
       for (let g = 0; g < sources.length; g += fanIn) {
         const path = join(tmp, `round${mergeRounds}-${g / fanIn}`);
-        await writeTmpRun(path, kWayMergeBatches(sources.slice(g, g + fanIn), compareRecords));
+        await writeTmpRun(path, kWayMergeKeyed(sources.slice(g, g + fanIn), compareRecords));
         next.push(readTmpRun(path));
       }
       sources = next;
@@ -201,7 +201,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     };
 
     try {
-      merge: for await (const batch of kWayMergeBatches(sources, compareRecords)) {
+      merge: for await (const batch of kWayMergeKeyed(sources, compareRecords)) {
         for (let i = 0; i < batch.length; i++) {
           const r = batch[i];
           result.recordsIn++;
@@ -338,19 +338,24 @@ async function* readTmpRun(path: string): AsyncIterable<RunRecord[]> {
     buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : p;
     pos = 0;
     const batch: RunRecord[] = [];
+    const end = buf.length;
+    const ve = varintEnd;
     for (;;) {
-      const kl = readVarint(buf, pos, buf.length);
-      if (!kl || kl[1] + kl[0] > buf.length) break;
-      const ke = kl[1] + kl[0];
-      const vl = readVarint(buf, ke, buf.length);
-      if (!vl || vl[1] + vl[0] > buf.length) break;
-      const ve = vl[1] + vl[0];
-      const ln = readVarint(buf, ve, buf.length);
-      if (!ln) break;
-      const rn = readVarint(buf, ln[1], buf.length);
-      if (!rn) break;
-      pos = rn[1];
-      batch.push({ key: buf.subarray(kl[1], ke), value: buf.subarray(vl[1], ve), line: ln[0], run: rn[0] });
+      const kl = decodeVarint(buf, pos, end);
+      if (kl < 0) break;
+      const ks = ve.pos;
+      const ke = ks + kl;
+      const vl = decodeVarint(buf, ke, end);
+      if (vl < 0) break;
+      const vs = ve.pos;
+      const vEnd = vs + vl;
+      if (vEnd > end) break;
+      const line = decodeVarint(buf, vEnd, end);
+      if (line < 0) break;
+      const run = decodeVarint(buf, ve.pos, end);
+      if (run < 0) break;
+      pos = ve.pos;
+      batch.push({ key: buf.subarray(ks, ke), value: buf.subarray(vs, vEnd), line, run });
     }
     if (batch.length > 0) yield batch;
   }

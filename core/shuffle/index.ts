@@ -1,7 +1,7 @@
 /** core/shuffle: sharding, run objects (sorted per-bucket segments), k-way merge. See docs/data-plane.md. */
 export { murmur3_32, murmur3_32Range, SHARD_HASH, shardOf } from "./shard.js";
 export { type KeyTable, keyPrefix, sortKeys } from "./sort.js";
-export { compareBytes, kWayMerge, kWayMergeBatches } from "./merge.js";
+export { compareBytes, kWayMerge, kWayMergeBatches, kWayMergeKeyed } from "./merge.js";
 export {
   compareRunRecords,
   decodeHeader,
@@ -25,4 +25,4 @@ export {
   parseRecordBatches,
 } from "./run.js";
 export { memorySinks, type OpenSink, openS3Sink } from "./io.js";
-export { readVarint, varintLength, writeVarint } from "./varint.js";
+export { decodeVarint, readVarint, varintEnd, varintLength, writeVarint } from "./varint.js";

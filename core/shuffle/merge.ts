@@ -135,3 +135,119 @@ export async function* kWayMergeBatches<T>(
     await Promise.all(iters.map((it) => it.return?.()));
   }
 }
+
+/**
+ * kWayMergeBatches for items with a byte key whose order is the key bytewise first (`compare` decides the rest and is
+ * only called when the first 8 key bytes tie). Each source's head caches its key's first 8 bytes as two u32s (zero-
+ * padded: a zero pad sorts no later than any real byte, so unequal prefixes order the keys as the full keys do), so
+ * most heap comparisons are two integer compares. The heap is a typed array of source indexes; ties go to the lower
+ * source index, as in kWayMergeBatches. Same output as kWayMergeBatches(sources, compare, outBatch) when `compare`
+ * orders by key bytewise first (property-tested).
+ */
+export async function* kWayMergeKeyed<T extends { key: Uint8Array }>(
+  sources: ReadonlyArray<AsyncIterable<T[]>>,
+  compare: (a: T, b: T) => number,
+  outBatch = 1024,
+): AsyncIterable<T[]> {
+  const k = sources.length;
+  const iters = sources.map((s) => s[Symbol.asyncIterator]());
+  const batches: T[][] = new Array(k);
+  const pos = new Int32Array(k);
+  const hi = new Uint32Array(k);
+  const lo = new Uint32Array(k);
+  const heap = new Int32Array(k);
+  let n = 0;
+  const setPrefix = (i: number, key: Uint8Array): void => {
+    const l = key.length;
+    if (l >= 8) {
+      hi[i] = ((key[0] << 24) | (key[1] << 16) | (key[2] << 8) | key[3]) >>> 0;
+      lo[i] = ((key[4] << 24) | (key[5] << 16) | (key[6] << 8) | key[7]) >>> 0;
+      return;
+    }
+    let h = 0;
+    let w = 0;
+    for (let j = 0; j < 4; j++) h = (h << 8) | (j < l ? key[j] : 0);
+    for (let j = 4; j < 8; j++) w = (w << 8) | (j < l ? key[j] : 0);
+    hi[i] = h >>> 0;
+    lo[i] = w >>> 0;
+  };
+  const less = (i: number, j: number): boolean => {
+    const a = hi[i];
+    const b = hi[j];
+    if (a !== b) return a < b;
+    const c = lo[i];
+    const d = lo[j];
+    if (c !== d) return c < d;
+    const r = compare(batches[i][pos[i]], batches[j][pos[j]]);
+    return r < 0 || (r === 0 && i < j);
+  };
+  const up = (x: number): void => {
+    const s = heap[x];
+    while (x > 0) {
+      const p = (x - 1) >> 1;
+      if (!less(s, heap[p])) break;
+      heap[x] = heap[p];
+      x = p;
+    }
+    heap[x] = s;
+  };
+  const down = (x: number): void => {
+    const s = heap[x];
+    for (;;) {
+      const l = 2 * x + 1;
+      if (l >= n) break;
+      let m = l;
+      if (l + 1 < n && less(heap[l + 1], heap[l])) m = l + 1;
+      if (!less(heap[m], s)) break;
+      heap[x] = heap[m];
+      x = m;
+    }
+    heap[x] = s;
+  };
+  const refill = async (i: number): Promise<boolean> => {
+    for (;;) {
+      const r = await iters[i].next();
+      if (r.done) return false;
+      if (r.value.length > 0) {
+        batches[i] = r.value;
+        pos[i] = 0;
+        setPrefix(i, r.value[0].key);
+        return true;
+      }
+    }
+  };
+  try {
+    const ok = await Promise.all(iters.map((_, i) => refill(i)));
+    for (let i = 0; i < k; i++) {
+      if (!ok[i]) continue;
+      heap[n++] = i;
+      up(n - 1);
+    }
+    let out: T[] = [];
+    while (n > 0) {
+      const i = heap[0];
+      const b = batches[i];
+      out.push(b[pos[i]]);
+      if (out.length >= outBatch) {
+        yield out;
+        out = [];
+      }
+      const p = ++pos[i];
+      if (p < b.length) {
+        if (n > 1) {
+          setPrefix(i, b[p].key);
+          down(0);
+        }
+        continue;
+      }
+      if (await refill(i)) down(0);
+      else {
+        heap[0] = heap[--n];
+        if (n > 0) down(0);
+      }
+    }
+    if (out.length > 0) yield out;
+  } finally {
+    await Promise.all(iters.map((it) => it.return?.()));
+  }
+}

@@ -24,7 +24,7 @@ import type { ObjectReader } from "../records/source.js";
 import type { ByteSink } from "../sst/types.js";
 import { kWayMerge } from "./merge.js";
 import { keyPrefix, sortKeys } from "./sort.js";
-import { readVarint, varintLength, writeVarint } from "./varint.js";
+import { decodeVarint, varintEnd, varintLength, writeVarint } from "./varint.js";
 
 export const RUN_MAGIC = "FERRYRN1";
 export const RUN_HEADER_BYTES = 24;
@@ -571,42 +571,72 @@ async function* rawRecords(pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Arr
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
-/** Parses a stream of segment record bytes into batches (one per piece). Keys/values are views safe to keep. */
+/**
+ * Parses a stream of segment record bytes into batches (one per piece). Keys/values are views safe to keep (plain
+ * Uint8Array views: cheaper to make than Buffer views, which go through Buffer's species constructor). Varints are
+ * decoded inline (decodeVarint: no array per number).
+ */
 export async function* parseRecordBatches(
   pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   name: string,
   run: number,
   withRaw = false,
 ): AsyncIterable<Array<RunRecord & { raw?: Uint8Array }>> {
-  let buf: Buffer = Buffer.alloc(0);
+  let buf: Uint8Array = new Uint8Array(0);
   let pos = 0;
+  const ve = varintEnd;
   for await (const p of pieces) {
     // the previous buffer is never written again: records handed out stay valid
-    buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : Buffer.from(p.buffer, p.byteOffset, p.length);
+    if (pos < buf.length) {
+      const joined = new Uint8Array(buf.length - pos + p.length);
+      joined.set(buf.subarray(pos), 0);
+      joined.set(p, buf.length - pos);
+      buf = joined;
+    } else buf = p.constructor === Uint8Array ? p : new Uint8Array(p.buffer, p.byteOffset, p.length);
     pos = 0;
-    const batch: Array<RunRecord & { raw?: Uint8Array }> = [];
     const end = buf.length;
+    if (withRaw) {
+      const batch: Array<RunRecord & { raw: Uint8Array }> = [];
+      for (;;) {
+        const start = pos;
+        const kl = decodeVarint(buf, pos, end);
+        if (kl < 0) break;
+        const ks = ve.pos;
+        const ke = ks + kl;
+        const vl = decodeVarint(buf, ke, end);
+        if (vl < 0) break;
+        const vs = ve.pos;
+        const vEnd = vs + vl;
+        if (vEnd > end) break;
+        const line = decodeVarint(buf, vEnd, end);
+        if (line < 0) break;
+        pos = ve.pos;
+        batch.push({
+          key: buf.subarray(ks, ke),
+          value: buf.subarray(vs, vEnd),
+          line,
+          run,
+          raw: buf.subarray(start, pos),
+        });
+      }
+      if (batch.length > 0) yield batch;
+      continue;
+    }
+    const batch: RunRecord[] = [];
     for (;;) {
-      const start = pos;
-      const kl = readVarint(buf, pos, end);
-      if (!kl) break;
-      const ke = kl[1] + kl[0];
-      if (ke > end) break;
-      const vl = readVarint(buf, ke, end);
-      if (!vl) break;
-      const ve = vl[1] + vl[0];
-      if (ve > end) break;
-      const ln = readVarint(buf, ve, end);
-      if (!ln) break;
-      pos = ln[1];
-      const rec: RunRecord & { raw?: Uint8Array } = {
-        key: buf.subarray(kl[1], ke),
-        value: buf.subarray(vl[1], ve),
-        line: ln[0],
-        run,
-      };
-      if (withRaw) rec.raw = buf.subarray(start, pos);
-      batch.push(rec);
+      const kl = decodeVarint(buf, pos, end);
+      if (kl < 0) break;
+      const ks = ve.pos;
+      const ke = ks + kl;
+      const vl = decodeVarint(buf, ke, end);
+      if (vl < 0) break;
+      const vs = ve.pos;
+      const vEnd = vs + vl;
+      if (vEnd > end) break;
+      const line = decodeVarint(buf, vEnd, end);
+      if (line < 0) break;
+      pos = ve.pos;
+      batch.push({ key: buf.subarray(ks, ke), value: buf.subarray(vs, vEnd), line, run });
     }
     if (batch.length > 0) yield batch;
   }
