@@ -16,10 +16,18 @@ import { printableKey } from "../records/key.js";
 import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
 import { s3MultipartSink } from "../aws/s3.js";
 import type { OpenSink } from "../shuffle/io.js";
-import { kWayMergeKeyed } from "../shuffle/merge.js";
-import { type RunMeta, type RunRecord, readRunEntry, readRunMeta, readSegmentBatches } from "../shuffle/run.js";
+import { type MergedBatch, mergeSegmentColumns } from "../shuffle/merge.js";
+import {
+  parseSegmentColumns,
+  type RunMeta,
+  type RunRecord,
+  readRunEntry,
+  readRunMeta,
+  readSegmentColumns,
+  type SegmentBatch,
+} from "../shuffle/run.js";
 import { shardOf } from "../shuffle/shard.js";
-import { decodeVarint, varintEnd, varintLength, writeVarint } from "../shuffle/varint.js";
+import { varintLength, writeVarint } from "../shuffle/varint.js";
 import { SstFileSetWriter } from "../sst/writer.js";
 import type { BuildResult, Bucket, Plan } from "./types.js";
 
@@ -85,6 +93,19 @@ export function sameKey(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** sameKey for record i of a and record j of b (column form), also from the end. */
+export function sameKeyAt(a: SegmentBatch, i: number, b: SegmentBatch, j: number): boolean {
+  const s = a.keyStart[i];
+  let x = a.keyEnd[i];
+  const t = b.keyStart[j];
+  let y = b.keyEnd[j];
+  if (x - s !== y - t) return false;
+  const ba = a.buf;
+  const bb = b.buf;
+  while (x > s) if (ba[--x] !== bb[--y]) return false;
+  return true;
+}
+
 /**
  * compareRunRecords (key bytewise, then chunk index, then line) with the key comparison in JavaScript: the merge
  * compares a few times per record, and Buffer.compare's native call (~120 ns) costs more than comparing ~20-byte
@@ -139,15 +160,15 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     mergeRounds: 0,
   };
   try {
-    let sources: AsyncIterable<RunRecord[]>[] = withData.map((r) => readSegmentBatches(r.reader, r.entry, r.run));
+    let sources: AsyncIterable<SegmentBatch>[] = withData.map((r) => readSegmentColumns(r.reader, r.entry, r.run));
     // extra merge rounds to local files while there are more sources than the fan-in
     while (sources.length > fanIn) {
       tmp ??= mkdtempSync(join(args.tmpDir ?? tmpdir(), "ferry-merge-"));
       mergeRounds++;
-      const next: AsyncIterable<RunRecord[]>[] = [];
+      const next: AsyncIterable<SegmentBatch>[] = [];
       for (let g = 0; g < sources.length; g += fanIn) {
         const path = join(tmp, `round${mergeRounds}-${g / fanIn}`);
-        await writeTmpRun(path, kWayMergeKeyed(sources.slice(g, g + fanIn), compareRecords));
+        await writeTmpRun(path, mergeSegmentColumns(sources.slice(g, g + fanIn)));
         next.push(readTmpRun(path));
       }
       sources = next;
@@ -178,7 +199,9 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     );
     const dupExamples: Array<{ key: Uint8Array; origins: Array<{ run: number; line: number }> }> = [];
     let group: Array<{ run: number; line: number }> | undefined;
-    let pending: RunRecord | undefined;
+    // the pending record (the last key's survivor): record `pi` of batch `pb`
+    let pb: SegmentBatch | undefined;
+    let pi = 0;
     const policy = req.duplicates;
 
     // Key checks per record are kept cheap: the SST file set writer already refuses keys that are not strictly
@@ -192,44 +215,53 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     const { shard } = bucket;
     const shards = req.shards;
     let emitted = 0;
-    let lastEmitted: RunRecord | undefined;
-    const emit = (r: RunRecord): void | Promise<void> => {
-      if (shardOf(r.key, shards) !== shard) throw outside(r.key, r.run);
-      if (emitted++ === 0 && lower && Buffer.compare(r.key, lower) < 0) throw outside(r.key, r.run);
-      lastEmitted = r;
-      return writer.add(r.key, r.value);
+    let lastKey: Uint8Array | undefined;
+    let lastRun = 0;
+    const emit = (b: SegmentBatch, i: number): void | Promise<void> => {
+      const buf = b.buf;
+      const key = buf.subarray(b.keyStart[i], b.keyEnd[i]);
+      if (shardOf(key, shards) !== shard) throw outside(key, b.run[i]);
+      if (emitted++ === 0 && lower && Buffer.compare(key, lower) < 0) throw outside(key, b.run[i]);
+      lastKey = key;
+      lastRun = b.run[i];
+      return writer.add(key, buf.subarray(b.valStart[i], b.valEnd[i]));
     };
 
     try {
-      merge: for await (const batch of kWayMergeKeyed(sources, compareRecords)) {
-        for (let i = 0; i < batch.length; i++) {
-          const r = batch[i];
-          result.recordsIn++;
-          if (pending !== undefined && sameKey(pending.key, r.key)) {
+      merge: for await (const out of mergeSegmentColumns(sources)) {
+        const ob = out.batch;
+        const oi = out.idx;
+        result.recordsIn += out.n;
+        for (let x = 0; x < out.n; x++) {
+          const b = ob[x];
+          const i = oi[x];
+          if (pb !== undefined && sameKeyAt(pb, pi, b, i)) {
             result.duplicates++;
             if (policy === "error") {
               if (!group) {
-                group = [{ run: pending.run, line: pending.line }];
-                dupExamples.push({ key: pending.key, origins: group });
+                group = [{ run: pb.run[pi], line: pb.line[pi] }];
+                dupExamples.push({ key: pb.buf.slice(pb.keyStart[pi], pb.keyEnd[pi]), origins: group });
               }
-              if (group.length < 3) group.push({ run: r.run, line: r.line });
-            } else if (policy === "last") pending = r;
+              if (group.length < 3) group.push({ run: b.run[i], line: b.line[i] });
+            } else if (policy === "last") {
+              pb = b;
+              pi = i;
+            }
             continue;
           }
           group = undefined;
           if (dupExamples.length >= PIPELINE.maxExamples) break merge;
-          if (pending !== undefined && dupExamples.length === 0) {
-            const p = emit(pending);
+          if (pb !== undefined && dupExamples.length === 0) {
+            const p = emit(pb, pi);
             if (p) await p;
           }
-          pending = r;
+          pb = b;
+          pi = i;
         }
       }
       if (dupExamples.length > 0) throw await duplicateError(dupExamples, readers, bucket);
-      if (pending) await emit(pending);
-      if (upper && lastEmitted && Buffer.compare(lastEmitted.key, upper) >= 0) {
-        throw outside(lastEmitted.key, lastEmitted.run);
-      }
+      if (pb !== undefined) await emit(pb, pi);
+      if (upper && lastKey && Buffer.compare(lastKey, upper) >= 0) throw outside(lastKey, lastRun);
 
       if (result.recordsIn !== recordsExpected) {
         throw new CorruptionError(
@@ -295,7 +327,7 @@ async function duplicateError(
 
 // ---- temporary runs for extra merge rounds: varint keyLen | key | varint valueLen | value | varint line | varint run
 
-async function writeTmpRun(path: string, batches: AsyncIterable<RunRecord[]>): Promise<void> {
+async function writeTmpRun(path: string, merged: AsyncIterable<MergedBatch>): Promise<void> {
   const fd = openSync(path, "w");
   try {
     let buf = Buffer.allocUnsafe(1 << 20);
@@ -305,25 +337,25 @@ async function writeTmpRun(path: string, batches: AsyncIterable<RunRecord[]>): P
       while (w < o) w += writeSync(fd, buf, w, o - w);
       o = 0;
     };
-    for await (const batch of batches)
-      for (const r of batch) {
-        const need =
-          varintLength(r.key.length) +
-          r.key.length +
-          varintLength(r.value.length) +
-          r.value.length +
-          varintLength(r.line) +
-          varintLength(r.run);
+    for await (const out of merged)
+      for (let x = 0; x < out.n; x++) {
+        const b = out.batch[x];
+        const i = out.idx[x];
+        const ks = b.keyStart[i];
+        const kl = b.keyEnd[i] - ks;
+        const vs = b.valStart[i];
+        const vl = b.valEnd[i] - vs;
+        const need = varintLength(kl) + kl + varintLength(vl) + vl + varintLength(b.line[i]) + varintLength(b.run[i]);
         if (need > buf.length - o) flush();
         if (need > buf.length) buf = Buffer.allocUnsafe(need);
-        o = writeVarint(buf, o, r.key.length);
-        buf.set(r.key, o);
-        o += r.key.length;
-        o = writeVarint(buf, o, r.value.length);
-        buf.set(r.value, o);
-        o += r.value.length;
-        o = writeVarint(buf, o, r.line);
-        o = writeVarint(buf, o, r.run);
+        o = writeVarint(buf, o, kl);
+        buf.set(b.buf.subarray(ks, ks + kl), o);
+        o += kl;
+        o = writeVarint(buf, o, vl);
+        buf.set(b.buf.subarray(vs, vs + vl), o);
+        o += vl;
+        o = writeVarint(buf, o, b.line[i]);
+        o = writeVarint(buf, o, b.run[i]);
       }
     flush();
   } finally {
@@ -331,33 +363,11 @@ async function writeTmpRun(path: string, batches: AsyncIterable<RunRecord[]>): P
   }
 }
 
-async function* readTmpRun(path: string): AsyncIterable<RunRecord[]> {
-  let buf: Buffer = Buffer.alloc(0);
-  let pos = 0;
-  for await (const p of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    buf = pos < buf.length ? Buffer.concat([buf.subarray(pos), p]) : p;
-    pos = 0;
-    const batch: RunRecord[] = [];
-    const end = buf.length;
-    const ve = varintEnd;
-    for (;;) {
-      const kl = decodeVarint(buf, pos, end);
-      if (kl < 0) break;
-      const ks = ve.pos;
-      const ke = ks + kl;
-      const vl = decodeVarint(buf, ke, end);
-      if (vl < 0) break;
-      const vs = ve.pos;
-      const vEnd = vs + vl;
-      if (vEnd > end) break;
-      const line = decodeVarint(buf, vEnd, end);
-      if (line < 0) break;
-      const run = decodeVarint(buf, ve.pos, end);
-      if (run < 0) break;
-      pos = ve.pos;
-      batch.push({ key: buf.subarray(ks, ke), value: buf.subarray(vs, vEnd), line, run });
-    }
-    if (batch.length > 0) yield batch;
-  }
-  if (pos < buf.length) throw new CorruptionError(`${path}: temporary run ends inside a record`, { file: path });
+function readTmpRun(path: string): AsyncIterable<SegmentBatch> {
+  return parseSegmentColumns(
+    createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>,
+    `${path} (temporary run)`,
+    0,
+    true,
+  );
 }

@@ -1,3 +1,5 @@
+import type { SegmentBatch } from "./run.js";
+
 /**
  * k-way merge over sorted async sources with a binary heap. Ties are broken by source position (the source listed
  * first wins), so a merge is deterministic; callers that need input order put it in `compare`.
@@ -247,6 +249,139 @@ export async function* kWayMergeKeyed<T extends { key: Uint8Array }>(
       }
     }
     if (out.length > 0) yield out;
+  } finally {
+    await Promise.all(iters.map((it) => it.return?.()));
+  }
+}
+
+/** Merge output in column form: record x is record idx[x] of batch[x]. */
+export interface MergedBatch {
+  n: number;
+  batch: SegmentBatch[];
+  idx: Int32Array;
+}
+
+/**
+ * Compares record i of a with record j of b in the run order (key bytewise, then run, then line), by offsets.
+ * Assumes nothing about the prefixes (the merge calls it when they tie).
+ */
+export function compareColumns(a: SegmentBatch, i: number, b: SegmentBatch, j: number): number {
+  const ba = a.buf;
+  const bb = b.buf;
+  let x = a.keyStart[i];
+  let y = b.keyStart[j];
+  const la = a.keyEnd[i] - x;
+  const lb = b.keyEnd[j] - y;
+  const e = x + (la < lb ? la : lb);
+  for (; x < e; x++, y++) {
+    const d = ba[x] - bb[y];
+    if (d !== 0) return d;
+  }
+  return la - lb || a.run[i] - b.run[j] || a.line[i] - b.line[j];
+}
+
+/**
+ * kWayMergeKeyed over SegmentBatch sources (run order: key, run, line; ties on all three go to the lower source
+ * index): heap comparisons read the parsed prefixes hi/lo and fall back to compareColumns on a tie. No object per
+ * record; yields MergedBatch of up to `outBatch` records (batches referenced stay valid: sources never reuse them).
+ */
+export async function* mergeSegmentColumns(
+  sources: ReadonlyArray<AsyncIterable<SegmentBatch>>,
+  outBatch = 1024,
+): AsyncIterable<MergedBatch> {
+  const k = sources.length;
+  const iters = sources.map((s) => s[Symbol.asyncIterator]());
+  const cur: SegmentBatch[] = new Array(k);
+  const pos = new Int32Array(k);
+  const hi = new Uint32Array(k);
+  const lo = new Uint32Array(k);
+  const heap = new Int32Array(k);
+  let n = 0;
+  const less = (i: number, j: number): boolean => {
+    const a = hi[i];
+    const b = hi[j];
+    if (a !== b) return a < b;
+    const c = lo[i];
+    const d = lo[j];
+    if (c !== d) return c < d;
+    const r = compareColumns(cur[i], pos[i], cur[j], pos[j]);
+    return r < 0 || (r === 0 && i < j);
+  };
+  const up = (x: number): void => {
+    const s = heap[x];
+    while (x > 0) {
+      const p = (x - 1) >> 1;
+      if (!less(s, heap[p])) break;
+      heap[x] = heap[p];
+      x = p;
+    }
+    heap[x] = s;
+  };
+  const down = (x: number): void => {
+    const s = heap[x];
+    for (;;) {
+      const l = 2 * x + 1;
+      if (l >= n) break;
+      let m = l;
+      if (l + 1 < n && less(heap[l + 1], heap[l])) m = l + 1;
+      if (!less(heap[m], s)) break;
+      heap[x] = heap[m];
+      x = m;
+    }
+    heap[x] = s;
+  };
+  const refill = async (i: number): Promise<boolean> => {
+    for (;;) {
+      const r = await iters[i].next();
+      if (r.done) return false;
+      const b = r.value;
+      if (b.n > 0) {
+        cur[i] = b;
+        pos[i] = 0;
+        hi[i] = b.hi[0];
+        lo[i] = b.lo[0];
+        return true;
+      }
+    }
+  };
+  try {
+    const ok = await Promise.all(iters.map((_, i) => refill(i)));
+    for (let i = 0; i < k; i++) {
+      if (!ok[i]) continue;
+      heap[n++] = i;
+      up(n - 1);
+    }
+    let outB: SegmentBatch[] = new Array(outBatch);
+    let outI = new Int32Array(outBatch);
+    let o = 0;
+    while (n > 0) {
+      const i = heap[0];
+      const b = cur[i];
+      const p = pos[i];
+      outB[o] = b;
+      outI[o++] = p;
+      if (o === outBatch) {
+        yield { n: o, batch: outB, idx: outI };
+        outB = new Array(outBatch);
+        outI = new Int32Array(outBatch);
+        o = 0;
+      }
+      if (p + 1 < b.n) {
+        pos[i] = p + 1;
+        if (n > 1) {
+          hi[i] = b.hi[p + 1];
+          lo[i] = b.lo[p + 1];
+          down(0);
+        }
+        continue;
+      }
+      if (await refill(i)) down(0);
+      else {
+        heap[0] = heap[--n];
+        if (n > 0) down(0);
+      }
+    }
+    if (o > 0) yield { n: o, batch: outB, idx: outI };
   } finally {
     await Promise.all(iters.map((it) => it.return?.()));
   }

@@ -745,3 +745,189 @@ export async function* readSegmentBatches(
 export async function* readSegment(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<RunRecord> {
   for await (const batch of readSegmentBatches(reader, entry, run)) yield* batch;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Column form (Build's hot path): no object or view per record
+
+/**
+ * Records of one piece as columns into `buf`: record i's key is buf[keyStart[i], keyEnd[i]), its value
+ * buf[valStart[i], valEnd[i]), its input position (run[i], line[i]); hi[i]/lo[i] are the key's first 8 bytes as two
+ * big-endian u32s, zero-padded (the merge's integer comparison). Sorted as the segment is.
+ */
+export interface SegmentBatch {
+  n: number;
+  buf: Uint8Array;
+  keyStart: Int32Array;
+  keyEnd: Int32Array;
+  valStart: Int32Array;
+  valEnd: Int32Array;
+  line: Float64Array;
+  run: Int32Array;
+  hi: Uint32Array;
+  lo: Uint32Array;
+}
+
+/** growable columns for one batch */
+class Columns {
+  n = 0;
+  keyStart: Int32Array;
+  keyEnd: Int32Array;
+  valStart: Int32Array;
+  valEnd: Int32Array;
+  line: Float64Array;
+  run: Int32Array;
+  hi: Uint32Array;
+  lo: Uint32Array;
+  constructor(private cap: number) {
+    this.keyStart = new Int32Array(cap);
+    this.keyEnd = new Int32Array(cap);
+    this.valStart = new Int32Array(cap);
+    this.valEnd = new Int32Array(cap);
+    this.line = new Float64Array(cap);
+    this.run = new Int32Array(cap);
+    this.hi = new Uint32Array(cap);
+    this.lo = new Uint32Array(cap);
+  }
+
+  push(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number, line: number, run: number): void {
+    if (this.n === this.cap) this.grow();
+    const i = this.n++;
+    this.keyStart[i] = ks;
+    this.keyEnd[i] = ke;
+    this.valStart[i] = vs;
+    this.valEnd[i] = ve;
+    this.line[i] = line;
+    this.run[i] = run;
+    if (ke - ks >= 8) {
+      this.hi[i] = ((buf[ks] << 24) | (buf[ks + 1] << 16) | (buf[ks + 2] << 8) | buf[ks + 3]) >>> 0;
+      this.lo[i] = ((buf[ks + 4] << 24) | (buf[ks + 5] << 16) | (buf[ks + 6] << 8) | buf[ks + 7]) >>> 0;
+    } else {
+      let h = 0;
+      let w = 0;
+      for (let j = 0; j < 4; j++) h = (h << 8) | (ks + j < ke ? buf[ks + j] : 0);
+      for (let j = 4; j < 8; j++) w = (w << 8) | (ks + j < ke ? buf[ks + j] : 0);
+      this.hi[i] = h >>> 0;
+      this.lo[i] = w >>> 0;
+    }
+  }
+
+  private grow(): void {
+    const cap = this.cap * 2;
+    const g = <A extends Int32Array | Uint32Array | Float64Array>(a: A, b: A): A => {
+      b.set(a);
+      return b;
+    };
+    this.keyStart = g(this.keyStart, new Int32Array(cap));
+    this.keyEnd = g(this.keyEnd, new Int32Array(cap));
+    this.valStart = g(this.valStart, new Int32Array(cap));
+    this.valEnd = g(this.valEnd, new Int32Array(cap));
+    this.line = g(this.line, new Float64Array(cap));
+    this.run = g(this.run, new Int32Array(cap));
+    this.hi = g(this.hi, new Uint32Array(cap));
+    this.lo = g(this.lo, new Uint32Array(cap));
+    this.cap = cap;
+  }
+
+  batch(buf: Uint8Array): SegmentBatch {
+    const n = this.n;
+    return {
+      n,
+      buf,
+      keyStart: this.keyStart.subarray(0, n),
+      keyEnd: this.keyEnd.subarray(0, n),
+      valStart: this.valStart.subarray(0, n),
+      valEnd: this.valEnd.subarray(0, n),
+      line: this.line.subarray(0, n),
+      run: this.run.subarray(0, n),
+      hi: this.hi.subarray(0, n),
+      lo: this.lo.subarray(0, n),
+    };
+  }
+}
+
+/**
+ * parseRecordBatches in column form: one SegmentBatch per piece (none for a piece that completes no record).
+ * `withRun` false: segment records (keyLen key valLen value line), all of run `run`; true: records carry a trailing
+ * varint run (Build's temporary merge files) and `run` is ignored.
+ */
+export async function* parseSegmentColumns(
+  pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  name: string,
+  run: number,
+  withRun = false,
+): AsyncIterable<SegmentBatch> {
+  let buf: Uint8Array = new Uint8Array(0);
+  let pos = 0;
+  const ve = varintEnd;
+  for await (const p of pieces) {
+    // the previous buffer is never written again: batches handed out stay valid
+    if (pos < buf.length) {
+      const joined = new Uint8Array(buf.length - pos + p.length);
+      joined.set(buf.subarray(pos), 0);
+      joined.set(p, buf.length - pos);
+      buf = joined;
+    } else buf = p.constructor === Uint8Array ? p : new Uint8Array(p.buffer, p.byteOffset, p.length);
+    pos = 0;
+    const end = buf.length;
+    const cols = new Columns(Math.max(64, end >> 6));
+    for (;;) {
+      const kl = decodeVarint(buf, pos, end);
+      if (kl < 0) break;
+      const ks = ve.pos;
+      const ke = ks + kl;
+      const vl = decodeVarint(buf, ke, end);
+      if (vl < 0) break;
+      const vs = ve.pos;
+      const vEnd = vs + vl;
+      if (vEnd > end) break;
+      const line = decodeVarint(buf, vEnd, end);
+      if (line < 0) break;
+      let r = run;
+      if (withRun) {
+        r = decodeVarint(buf, ve.pos, end);
+        if (r < 0) break;
+      }
+      pos = ve.pos;
+      cols.push(buf, ks, ke, vs, vEnd, line, r);
+    }
+    if (cols.n > 0) yield cols.batch(buf);
+  }
+  if (pos < buf.length) throw new CorruptionError(`${name}: segment ends inside a record`, { file: name });
+}
+
+/** readSegmentBatches in column form (same windows, checksum and record-count checks). */
+export async function* readSegmentColumns(
+  reader: ObjectReader,
+  entry: RunEntry,
+  run: number,
+): AsyncIterable<SegmentBatch> {
+  if (entry.length === 0) return;
+  if (entry.length < 4)
+    throw new CorruptionError(`${reader.url}: segment shorter than its checksum`, { file: reader.url });
+  const dataEnd = entry.offset + entry.length - 4;
+  let crc = 0;
+  async function* pieces(): AsyncIterable<Uint8Array> {
+    for await (const p of reader.stream(entry.offset, dataEnd)) {
+      crc = crc32(p, crc);
+      yield p;
+    }
+  }
+  let n = 0;
+  for await (const batch of parseSegmentColumns(pieces(), reader.url, run)) {
+    n += batch.n;
+    yield batch;
+  }
+  const tail = Buffer.from(await reader.read(dataEnd, dataEnd + 4));
+  if (tail.length !== 4 || tail.readUInt32LE(0) !== crc >>> 0) {
+    throw new CorruptionError(`${reader.url}: segment at ${entry.offset} checksum mismatch`, {
+      file: reader.url,
+      offset: entry.offset,
+    });
+  }
+  if (n !== entry.count) {
+    throw new CorruptionError(`${reader.url}: segment at ${entry.offset} has ${n} records, index says ${entry.count}`, {
+      file: reader.url,
+      offset: entry.offset,
+    });
+  }
+}

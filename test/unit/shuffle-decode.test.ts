@@ -1,15 +1,20 @@
 /**
  * The allocation-free decoders and the key-prefix merge against the straightforward forms they replace:
- * decodeVarint vs readVarint, parseRecordBatches vs a reference parser, kWayMergeKeyed vs kWayMergeBatches.
+ * decodeVarint vs readVarint, parseRecordBatches vs a reference parser, kWayMergeKeyed vs kWayMergeBatches, and the
+ * column form (parseSegmentColumns, mergeSegmentColumns, compareColumns) vs the record-object form.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CorruptionError } from "../../core/errors.js";
 import {
+  compareColumns,
+  compareRunRecords,
   decodeVarint,
   kWayMergeBatches,
   kWayMergeKeyed,
+  mergeSegmentColumns,
   parseRecordBatches,
+  parseSegmentColumns,
   readVarint,
   varintEnd,
   writeVarint,
@@ -150,5 +155,155 @@ describe("kWayMergeKeyed", () => {
     const got: number[] = [];
     for await (const b of kWayMergeKeyed([src(0), src(1), src(2)], () => 0)) got.push(...b.map((x) => x.s));
     expect(got).toEqual([0, 1, 2]);
+  });
+});
+
+describe("column form", () => {
+  const rec = fc.tuple(
+    fc.uint8Array({ maxLength: 12 }).map((k) => k.map((b) => [0, 1, 97, 255][b % 4])),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.nat({ max: 5_000_000 }),
+    fc.nat({ max: 300 }),
+  );
+
+  function encode(recs: Array<[Uint8Array, Uint8Array, number, number]>, withRun: boolean): Uint8Array {
+    const buf = new Uint8Array(recs.reduce((s, [k, v]) => s + k.length + v.length + 40, 0));
+    let p = 0;
+    for (const [k, v, line, run] of recs) {
+      p = writeVarint(buf, p, k.length);
+      buf.set(k, p);
+      p += k.length;
+      p = writeVarint(buf, p, v.length);
+      buf.set(v, p);
+      p += v.length;
+      p = writeVarint(buf, p, line);
+      if (withRun) p = writeVarint(buf, p, run);
+    }
+    return buf.subarray(0, p);
+  }
+
+  function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+    const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+    const pieces: Uint8Array[] = [];
+    let prev = 0;
+    for (const c of [...at, bytes.length]) {
+      pieces.push(Buffer.from(bytes.subarray(prev, c)));
+      prev = c;
+    }
+    return pieces;
+  }
+
+  const prefix = (k: Uint8Array) => {
+    const p = new Uint8Array(8);
+    p.set(k.subarray(0, 8));
+    return [
+      p[0] * 2 ** 24 + p[1] * 2 ** 16 + p[2] * 2 ** 8 + p[3],
+      p[4] * 2 ** 24 + p[5] * 2 ** 16 + p[6] * 256 + p[7],
+    ];
+  };
+
+  it("parseSegmentColumns yields the records of parseRecordBatches, with key prefixes (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(rec, { maxLength: 30 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.boolean(),
+        async (recs, cuts, withRun) => {
+          const pieces = split(encode(recs, withRun), cuts);
+          const got: unknown[] = [];
+          for await (const b of parseSegmentColumns(pieces, "t", 5, withRun))
+            for (let i = 0; i < b.n; i++) {
+              const key = b.buf.subarray(b.keyStart[i], b.keyEnd[i]);
+              expect([b.hi[i], b.lo[i]]).toEqual(prefix(key));
+              got.push([[...key], [...b.buf.subarray(b.valStart[i], b.valEnd[i])], b.line[i], b.run[i]]);
+            }
+          expect(got).toEqual(recs.map(([k, v, l, r]) => [[...k], [...v], l, withRun ? r : 5]));
+          if (!withRun) {
+            const old: unknown[] = [];
+            for await (const b of parseRecordBatches(pieces, "t", 5))
+              for (const r of b) old.push([[...r.key], [...r.value], r.line, r.run]);
+            expect(got).toEqual(old);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a cut record is a CorruptionError", async () => {
+    const bytes = encode([[Buffer.from("k"), Buffer.from("v"), 1, 2]], true);
+    const run = async () => {
+      for await (const _ of parseSegmentColumns([bytes.subarray(0, bytes.length - 1)], "seg", 0, true));
+    };
+    await expect(run()).rejects.toBeInstanceOf(CorruptionError);
+  });
+
+  it("mergeSegmentColumns equals kWayMergeBatches with compareRunRecords (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(rec, { maxLength: 25 }), { maxLength: 9 }),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        fc.integer({ min: 1, max: 9 }),
+        async (lists, cuts, outBatch) => {
+          // each source sorted in run order; runs overlap between sources so ties on key and run fall to line
+          const sorted = lists.map((l) =>
+            l.map(([k, v, line, run]) => ({ key: k, value: v, line, run: run % 3 })).sort(compareRunRecords),
+          );
+          const got: unknown[] = [];
+          const srcs = sorted.map((l) =>
+            parseSegmentColumns(
+              split(
+                encode(
+                  l.map((r) => [r.key, r.value, r.line, r.run]),
+                  true,
+                ),
+                cuts,
+              ),
+              "s",
+              0,
+              true,
+            ),
+          );
+          for await (const out of mergeSegmentColumns(srcs, outBatch)) {
+            expect(out.n).toBeLessThanOrEqual(outBatch);
+            for (let x = 0; x < out.n; x++) {
+              const b = out.batch[x];
+              const i = out.idx[x];
+              got.push([
+                [...b.buf.subarray(b.keyStart[i], b.keyEnd[i])],
+                [...b.buf.subarray(b.valStart[i], b.valEnd[i])],
+                b.line[i],
+                b.run[i],
+              ]);
+            }
+          }
+          const want: unknown[] = [];
+          const objs = sorted.map((l) =>
+            (async function* () {
+              yield l;
+            })(),
+          );
+          for await (const b of kWayMergeBatches(objs, compareRunRecords))
+            for (const r of b) want.push([[...r.key], [...r.value], r.line, r.run]);
+          expect(got).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("compareColumns orders like compareRunRecords (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(rec, rec, async (a, b) => {
+        const batch = async (r: typeof a) => {
+          for await (const x of parseSegmentColumns([encode([r], true)], "t", 0, true)) return x;
+          throw new Error("no batch");
+        };
+        const [x, y] = [await batch(a), await batch(b)];
+        const ra = { key: a[0], value: a[1], line: a[2], run: a[3] };
+        const rb = { key: b[0], value: b[1], line: b[2], run: b[3] };
+        expect(Math.sign(compareColumns(x, 0, y, 0))).toBe(Math.sign(compareRunRecords(ra, rb)));
+      }),
+    );
   });
 });
