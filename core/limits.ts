@@ -144,6 +144,16 @@ export const EVENTS = {
 } as const;
 
 /** Local Step Functions runner (local/sfn). */
+/** AWS SDK clients (core/aws/clients.ts) */
+export const AWS_CLIENTS = {
+  /**
+   * sockets per DynamoDB client (the SDK's default is 50). The events consumer applies a 100-record batch in
+   * parallel, two conditional writes a record: with 50 sockets the writes queue and the SDK logs "socket usage at
+   * capacity" on every busy batch.
+   */
+  dynamoMaxSockets: 512,
+} as const;
+
 export const LOCAL_SFN = {
   /** concurrency of a Map whose MaxConcurrency is 0/absent (the service: up to 10,000 for Distributed Maps) */
   defaultMapConcurrency: 16,

@@ -9,6 +9,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { AWS_CLIENTS } from "../limits.js";
 
 /** the env vars a client's configuration depends on */
 const CONFIG_VARS = [
@@ -46,12 +47,18 @@ function lazy<T extends { destroy(): void }>(endpointVar: string, make: () => T)
 /** S3 client (path-style addressing happens automatically for an IP endpoint such as http://127.0.0.1:PORT). */
 export const s3 = lazy("AWS_ENDPOINT_URL_S3", () => new S3Client({}));
 
+/** DynamoDB clients keep AWS_CLIENTS.dynamoMaxSockets keep-alive sockets (http for local endpoints, https on AWS). */
+function dynamoClient(): DynamoDBClient {
+  const agent = { keepAlive: true, maxSockets: AWS_CLIENTS.dynamoMaxSockets };
+  return new DynamoDBClient({ requestHandler: { httpAgent: agent, httpsAgent: agent } });
+}
+
 /** Low-level DynamoDB client. */
-export const dynamoRaw = lazy("AWS_ENDPOINT_URL_DYNAMODB", () => new DynamoDBClient({}));
+export const dynamoRaw = lazy("AWS_ENDPOINT_URL_DYNAMODB", dynamoClient);
 
 /** DynamoDB document client: plain JS values in and out; undefined attributes are dropped. */
 export const dynamo = lazy("AWS_ENDPOINT_URL_DYNAMODB", () =>
-  DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  DynamoDBDocumentClient.from(dynamoClient(), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   }),
 );
