@@ -152,6 +152,13 @@ export const AWS_CLIENTS = {
    * capacity" on every busy batch.
    */
   dynamoMaxSockets: 512,
+  /**
+   * a DynamoDB request with no answer after this long fails (TimeoutError, retried by the SDK) instead of waiting
+   * forever on a dead connection; single-item requests answer in milliseconds
+   */
+  dynamoRequestTimeoutMs: 10_000,
+  /** the same for SQS; above the 20 s ceiling of a ReceiveMessage long poll */
+  sqsRequestTimeoutMs: 30_000,
 } as const;
 
 export const LOCAL_SFN = {

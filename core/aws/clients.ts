@@ -47,10 +47,15 @@ function lazy<T extends { destroy(): void }>(endpointVar: string, make: () => T)
 /** S3 client (path-style addressing happens automatically for an IP endpoint such as http://127.0.0.1:PORT). */
 export const s3 = lazy("AWS_ENDPOINT_URL_S3", () => new S3Client({}));
 
-/** DynamoDB clients keep AWS_CLIENTS.dynamoMaxSockets keep-alive sockets (http for local endpoints, https on AWS). */
+/**
+ * DynamoDB clients keep AWS_CLIENTS.dynamoMaxSockets keep-alive sockets (http for local endpoints, https on AWS) and
+ * give up on a request after AWS_CLIENTS.dynamoRequestTimeoutMs.
+ */
 function dynamoClient(): DynamoDBClient {
   const agent = { keepAlive: true, maxSockets: AWS_CLIENTS.dynamoMaxSockets };
-  return new DynamoDBClient({ requestHandler: { httpAgent: agent, httpsAgent: agent } });
+  return new DynamoDBClient({
+    requestHandler: { httpAgent: agent, httpsAgent: agent, requestTimeout: AWS_CLIENTS.dynamoRequestTimeoutMs },
+  });
 }
 
 /** Low-level DynamoDB client. */
@@ -63,7 +68,10 @@ export const dynamo = lazy("AWS_ENDPOINT_URL_DYNAMODB", () =>
   }),
 );
 
-export const sqs = lazy("AWS_ENDPOINT_URL_SQS", () => new SQSClient({}));
+export const sqs = lazy(
+  "AWS_ENDPOINT_URL_SQS",
+  () => new SQSClient({ requestHandler: { requestTimeout: AWS_CLIENTS.sqsRequestTimeoutMs } }),
+);
 
 /** The region clients use (AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1). */
 export function awsRegion(): string {

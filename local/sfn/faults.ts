@@ -18,6 +18,10 @@ export interface FaultConfig {
   /** states (by name) whose FIRST attempt of every call fails regardless of the rate, so a test run is certain to
    *  exercise at least these retries (a rate alone can draw zero faults for a short execution) */
   firstAttemptOf?: readonly string[];
+  /** at most this many injected failures per call (default 3), so a Retry with more attempts always absorbs them:
+   *  at rate 0.3 a call failing all 7 attempts of a 6-retry policy is rare (0.02%), not impossible, and a test
+   *  that means "Retry absorbs faults" must not fail for it */
+  maxPerCall?: number;
 }
 
 export const FAULT_SEED_ENV = "FERRY_FAULT_SEED";
@@ -52,6 +56,7 @@ export class FaultInjector {
     const u = h.readUInt32BE(0) / 0x1_0000_0000;
     const name = state.slice(state.lastIndexOf("/") + 1);
     if (u >= this.config.rate && !(attempt === 1 && forced.includes(name))) return undefined;
+    if (attempt > (this.config.maxPerCall ?? 3)) return undefined;
     this.injected++;
     return new TransientError(
       `fault injected by the local runner (${ENV.faultRate}=${this.config.rate}, ${FAULT_SEED_ENV}=${this.config.seed}, ${this.config.when} the handler) in state ${state}, attempt ${attempt}`,

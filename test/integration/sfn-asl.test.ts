@@ -269,7 +269,7 @@ describe("LocalStepFunctions on hand-written ASL", () => {
   });
 
   it("fault injection before the handler: with rate 1 the handler never runs", async () => {
-    const r = runner({ fault: { rate: 1, seed: "x", when: "before" } });
+    const r = runner({ fault: { rate: 1, seed: "x", when: "before", maxPerCall: Number.POSITIVE_INFINITY } });
     const rec = await r.runExecution("inline-catch", { name: "f1", input: { items: [{ id: 1, fail: true }] } });
     // the handler would have thrown InputError (caught); the injected TransientError is not caught by this Map
     expect(rec.status).toBe("FAILED");

@@ -42,3 +42,15 @@ describe("FaultInjector", () => {
     expect(() => faultConfigFromEnv({ FERRY_FAULT_WHEN: "during" })).toThrow(/before.*after/);
   });
 });
+
+describe("FaultInjector maxPerCall", () => {
+  it("never fails more than maxPerCall attempts of one call, even at rate 1", () => {
+    const f = new FaultInjector({ rate: 1, seed: "s", when: "after", maxPerCall: 2 });
+    expect(f.next("arn", "T", { a: 1 })).toBeInstanceOf(TransientError);
+    expect(f.next("arn", "T", { a: 1 })).toBeInstanceOf(TransientError);
+    expect(f.next("arn", "T", { a: 1 })).toBeUndefined();
+    const d = new FaultInjector({ rate: 1, seed: "s", when: "after" }); // default 3
+    const fails = Array.from({ length: 6 }, () => d.next("arn", "T", {}) !== undefined);
+    expect(fails).toEqual([true, true, true, false, false, false]);
+  });
+});
