@@ -144,23 +144,6 @@ export const EVENTS = {
 } as const;
 
 /** Local Step Functions runner (local/sfn). */
-/** AWS SDK clients (core/aws/clients.ts) */
-export const AWS_CLIENTS = {
-  /**
-   * sockets per DynamoDB client (the SDK's default is 50). The events consumer applies a 100-record batch in
-   * parallel, two conditional writes a record: with 50 sockets the writes queue and the SDK logs "socket usage at
-   * capacity" on every busy batch.
-   */
-  dynamoMaxSockets: 512,
-  /**
-   * a DynamoDB request with no answer after this long fails (TimeoutError, retried by the SDK) instead of waiting
-   * forever on a dead connection; single-item requests answer in milliseconds
-   */
-  dynamoRequestTimeoutMs: 10_000,
-  /** the same for SQS; above the 20 s ceiling of a ReceiveMessage long poll */
-  sqsRequestTimeoutMs: 30_000,
-} as const;
-
 export const LOCAL_SFN = {
   /** concurrency of a Map whose MaxConcurrency is 0/absent (the service: up to 10,000 for Distributed Maps) */
   defaultMapConcurrency: 16,

@@ -9,7 +9,6 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { AWS_CLIENTS } from "../limits.js";
 
 /** the env vars a client's configuration depends on */
 const CONFIG_VARS = [
@@ -47,31 +46,17 @@ function lazy<T extends { destroy(): void }>(endpointVar: string, make: () => T)
 /** S3 client (path-style addressing happens automatically for an IP endpoint such as http://127.0.0.1:PORT). */
 export const s3 = lazy("AWS_ENDPOINT_URL_S3", () => new S3Client({}));
 
-/**
- * DynamoDB clients keep AWS_CLIENTS.dynamoMaxSockets keep-alive sockets (http for local endpoints, https on AWS) and
- * give up on a request after AWS_CLIENTS.dynamoRequestTimeoutMs.
- */
-function dynamoClient(): DynamoDBClient {
-  const agent = { keepAlive: true, maxSockets: AWS_CLIENTS.dynamoMaxSockets };
-  return new DynamoDBClient({
-    requestHandler: { httpAgent: agent, httpsAgent: agent, requestTimeout: AWS_CLIENTS.dynamoRequestTimeoutMs },
-  });
-}
-
 /** Low-level DynamoDB client. */
-export const dynamoRaw = lazy("AWS_ENDPOINT_URL_DYNAMODB", dynamoClient);
+export const dynamoRaw = lazy("AWS_ENDPOINT_URL_DYNAMODB", () => new DynamoDBClient({}));
 
 /** DynamoDB document client: plain JS values in and out; undefined attributes are dropped. */
 export const dynamo = lazy("AWS_ENDPOINT_URL_DYNAMODB", () =>
-  DynamoDBDocumentClient.from(dynamoClient(), {
+  DynamoDBDocumentClient.from(new DynamoDBClient({}), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   }),
 );
 
-export const sqs = lazy(
-  "AWS_ENDPOINT_URL_SQS",
-  () => new SQSClient({ requestHandler: { requestTimeout: AWS_CLIENTS.sqsRequestTimeoutMs } }),
-);
+export const sqs = lazy("AWS_ENDPOINT_URL_SQS", () => new SQSClient({}));
 
 /** The region clients use (AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1). */
 export function awsRegion(): string {
