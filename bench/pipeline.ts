@@ -186,16 +186,6 @@ function childTask(
   });
 }
 
-/** Top-level states → phase names (what the summary reports). */
-const PHASE_OF: Record<string, string> = {
-  Plan: "plan",
-  Partition: "partition",
-  PlanBuild: "planBuild",
-  Build: "build",
-  Publish: "publish",
-  Activate: "activate",
-};
-
 interface PhaseCost {
   wallSec: number;
   ferryCpuSec: number;
@@ -231,7 +221,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   );
 
   const { withLocalStack } = await import("../local/stack/index.js");
-  const { localDeployment, localBulkLoad } = await import("../cli/commands/load.js");
+  const { localDeployment, localBulkLoad, PHASE_OF } = await import("../cli/commands/load.js");
   const { LocalStepFunctions } = await import("../local/sfn/index.js");
   const { getVersion } = await import("../core/control/versions.js");
   const { Upload } = await import("@aws-sdk/lib-storage");

@@ -187,7 +187,8 @@ type ProgressNote =
   | { kind: "items"; phase: string; done: number; total: number; failed: number }
   | { kind: "retry"; phase: string; attempt: number };
 
-const PHASE_OF: Record<string, string> = {
+/** Top-level states → phase names (progress lines, the summary and `bench pipeline`). */
+export const PHASE_OF: Record<string, string> = {
   Plan: "plan",
   Partition: "partition",
   PlanBuild: "planBuild",

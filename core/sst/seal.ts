@@ -120,43 +120,24 @@ export function hashBlockKeys(
   let p = off;
   let n = 0;
   let o = outOff;
+  // a varint32 at p (nested: this function's source is also the worker's, so it must not call module helpers)
+  const varint = (): number => {
+    let c = buf[p++];
+    if (c < 128) return c;
+    let v = c & 127;
+    let sh = 7;
+    c = buf[p++];
+    while (c >= 128) {
+      v |= (c & 127) << sh;
+      sh += 7;
+      c = buf[p++];
+    }
+    return (v | (c << sh)) >>> 0;
+  };
   while (p < end) {
-    let shared = buf[p++];
-    if (shared >= 128) {
-      let v = shared & 127;
-      let sh = 7;
-      let c = buf[p++];
-      while (c >= 128) {
-        v |= (c & 127) << sh;
-        sh += 7;
-        c = buf[p++];
-      }
-      shared = (v | (c << sh)) >>> 0;
-    }
-    let nonShared = buf[p++];
-    if (nonShared >= 128) {
-      let v = nonShared & 127;
-      let sh = 7;
-      let c = buf[p++];
-      while (c >= 128) {
-        v |= (c & 127) << sh;
-        sh += 7;
-        c = buf[p++];
-      }
-      nonShared = (v | (c << sh)) >>> 0;
-    }
-    let vlen = buf[p++];
-    if (vlen >= 128) {
-      let v = vlen & 127;
-      let sh = 7;
-      let c = buf[p++];
-      while (c >= 128) {
-        v |= (c & 127) << sh;
-        sh += 7;
-        c = buf[p++];
-      }
-      vlen = (v | (c << sh)) >>> 0;
-    }
+    const shared = varint();
+    const nonShared = varint();
+    const vlen = varint();
     if (nonShared <= 32) for (let j = 0; j < nonShared; j++) scratch[shared + j] = buf[p + j];
     else scratch.set(buf.subarray(p, p + nonShared), shared);
     p += nonShared + vlen;
