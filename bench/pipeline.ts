@@ -15,8 +15,9 @@
  * pipeline pays), reported as `baselineParseMbPerSecPerCore` and `ratioToParse`.
  *
  * Options: --mb N (default 1024), --shards N (default 8), --keep (leave the generated file), --profile DIR (the two
- * child tasks write V8 CPU profiles there: `node --cpu-prof`), --json (no-op: the last line is always the JSON
- * object).
+ * child tasks write V8 CPU profiles there: `node --cpu-prof`), --map-concurrency N (cap on Map items running at once
+ * in this process; default LOCAL_SFN.maxMapConcurrency: in Lambda every item has its own process), --json (no-op:
+ * the last line is always the JSON object).
  */
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -253,7 +254,11 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     };
     const phases: Record<string, PhaseCost> = {};
     const open = new Map<string, { at: number; cpu: number; emu: number }>();
-    const runner = new LocalStepFunctions(deployment, { waitMs: 1000 });
+    const mapConcurrency = arg(args, "map-concurrency");
+    const runner = new LocalStepFunctions(deployment, {
+      waitMs: 1000,
+      ...(mapConcurrency ? { maxMapConcurrency: Number(mapConcurrency) } : {}),
+    });
     runner.onProgress((e) => {
       if (e.parents.length > 0) {
         if (e.type === "mapProgress" && e.done > 0 && e.done % Math.max(1, Math.ceil(e.total / 4)) === 0)
@@ -320,6 +325,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       files: counts.files,
       sstMb: round((v?.bytes ?? 0) / 1e6),
       shards,
+      mapConcurrency: mapConcurrency ? Number(mapConcurrency) : "default",
       seconds: round(seconds),
       mbPerSec: round(inputMb / seconds),
       mbPerSecPerCore: round(inputMb / ferryCpuSec),
