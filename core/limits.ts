@@ -81,6 +81,19 @@ export const PIPELINE = {
   maxExamples: 5,
 } as const;
 
+/**
+ * WebAssembly JSONL scanner (core/records/jsonl-wasm.ts, one module instance and memory per Partition task).
+ * Memory per task besides the RunWriter's arena and input stage: these regions plus ~60 KiB of tables.
+ */
+export const JSONL_WASM = {
+  /** composite keys and `value`-column objects are assembled here; a line needing more takes the JS path */
+  scratchBytes: 1 * MiB,
+  /** a line handed in from outside the module's memory is copied here first; longer ones take the JS path */
+  lineCopyBytes: 1 * MiB,
+  /** whitespace runs and cut key members per line (value segments; 16 bytes each); a line with more takes the JS path */
+  maxGaps: 65536,
+} as const;
+
 /** Serving hosts (host/). */
 export const HOST = {
   pollIntervalMs: 2000,

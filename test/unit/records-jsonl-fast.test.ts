@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type FastJsonlMapper, type FastJsonlOptions, makeFastJsonlMapper } from "../../core/records/jsonl-fast.js";
+import { JSONL_WASM } from "../../core/limits.js";
+import { jsonlWasmEnabled, makeWasmJsonlMapper, type WasmJsonlMapper } from "../../core/records/jsonl-wasm.js";
 import { isSkipped, makeRecordMapper } from "../../core/records/mapper.js";
 import { jsonlRecord } from "../../core/records/readers.js";
 
@@ -9,6 +11,10 @@ import { jsonlRecord } from "../../core/records/readers.js";
  * the line (then the caller takes the straightforward path). Lines come from a generator of JSON *text* (so number
  * forms like 1.0/1e5/-0, escapes, whitespace, duplicate and integer-like names appear as written), plus mutations
  * that break it.
+ *
+ * The WebAssembly mapper (core/records/jsonl-wasm.ts) is checked on the same lines: against the straightforward path
+ * and against the JS mapper (the same lines accepted, the same bytes), with the line inside its arena (as Partition
+ * passes it, stale bytes after it) and handed in from another array (copied in).
  */
 
 // ---- JSON text generator ----
@@ -207,6 +213,30 @@ function fast(opts: Opts, buf: Uint8Array, start: number, end: number) {
   if (!mappers.has(opts)) mappers.set(opts, makeFastJsonlMapper(opts));
   const f = mappers.get(opts);
   if (!f?.map(buf, start, end)) return undefined;
+  return result(f);
+}
+
+const ARENA = 1 << 16;
+const wasmMappers = new Map<Opts, WasmJsonlMapper | undefined>();
+/** the WebAssembly mapper on the line: inside its arena (at the same offsets) or handed in from `buf` */
+function wasm(opts: Opts, buf: Uint8Array, start: number, end: number, inArena: boolean) {
+  if (!wasmMappers.has(opts)) wasmMappers.set(opts, makeWasmJsonlMapper(opts, ARENA));
+  const f = wasmMappers.get(opts);
+  if (!f) return undefined;
+  let b = buf;
+  if (inArena && buf.length <= ARENA) {
+    f.arena.set(buf, 0);
+    b = f.arena;
+  }
+  if (!f.map(b, start, end)) return undefined;
+  if (end - start <= ARENA) {
+    expect(f.keySrc).toBe(f.arena);
+    expect(f.valSrc).toBe(f.arena);
+  }
+  return result(f);
+}
+
+function result(f: FastJsonlMapper) {
   const key = Buffer.from(f.keySrc.subarray(f.keyStart, f.keyEnd)).toString("hex");
   const parts: Buffer[] = [];
   for (let j = 0; j < f.nsegs; j++) parts.push(Buffer.from(f.valSrc.subarray(f.segs[2 * j], f.segs[2 * j + 1])));
@@ -239,6 +269,12 @@ function check(opts: Opts, line: Buffer, stats: { fast: number; total: number })
       expect(want).toEqual(got);
     }
     stats.total++;
+    for (const inArena of [true, false]) {
+      const w = wasm(opts, buf, start, end, inArena);
+      if (w) expect(want).toEqual(w);
+      // the same lines take the fast path in WebAssembly as in JS
+      expect(w).toEqual(got);
+    }
   }
 }
 
@@ -330,12 +366,50 @@ describe("JSONL fast path = JSON.parse path", () => {
     for (const l of yes) {
       const b = Buffer.from(l);
       expect(fast(o, b, 0, b.length), l).toEqual(straight(o, b));
+      expect(wasm(o, b, 0, b.length, true), l).toEqual(straight(o, b));
     }
     for (const l of no) {
       const b = Buffer.from(l);
       expect(fast(o, b, 0, b.length), l).toBeUndefined();
+      expect(wasm(o, b, 0, b.length, true), l).toBeUndefined();
     }
     expect(makeFastJsonlMapper({ key: ["toString"] })).toBeUndefined();
     expect(makeFastJsonlMapper({ key: ["id"], valueRaw: "constructor" })).toBeUndefined();
+    expect(makeWasmJsonlMapper({ key: ["toString"] })).toBeUndefined();
+    expect(makeWasmJsonlMapper({ key: ["id"], valueRaw: "constructor" })).toBeUndefined();
+  });
+
+  it("WebAssembly is in use here (else the comparisons above checked nothing)", () => {
+    expect(jsonlWasmEnabled()).toBe(true);
+    expect(makeWasmJsonlMapper({ key: ["id"] })).toBeDefined();
+  });
+
+  it("WebAssembly: long lines, deep nesting, many members and gaps, composite keys and value objects", () => {
+    const lines = [
+      `{"id":"${"k".repeat(3000)}","a":"${"é".repeat(5000)}","b":[${"1,".repeat(3000)}2]}`,
+      `{"id":"x","a":${"[".repeat(63)}${"]".repeat(63)}}`,
+      `{"id":"x","a":${"[".repeat(64)}${"]".repeat(64)}}`,
+      `{"id":"x",${Array.from({ length: 600 }, (_, i) => `"m${i}":${i}`).join(",")}}`,
+      `{ "id" : "x" , "a" : [ ${Array.from({ length: 5000 }, (_, i) => i).join(" , ")} ] }`,
+      `{"a":"${"x".repeat(100)}","id":"${"y".repeat(40)}","b":${"9".repeat(16)},"zz":1.5e-7}`,
+      `{"id":"a\u001fb","a":"\u00e9","b":"\ud83d\ude00"}`,
+      `{"id":"${"\t".repeat(20)}","a":"${"😀".repeat(20)}\n"}`,
+    ];
+    for (const opts of [...OPTIONS, { key: ["id"], value: ["a"], maxValueBytes: 1 << 20 }]) {
+      for (const l of lines) {
+        const b = Buffer.from(l);
+        const want = straight(opts, b);
+        const got = fast(opts, b, 0, b.length);
+        for (const inArena of [true, false]) {
+          const w = wasm(opts, b, 0, b.length, inArena);
+          if (w) expect(want, l.slice(0, 40)).toEqual(w);
+          expect(w, l.slice(0, 40)).toEqual(got);
+        }
+      }
+    }
+    // more whitespace runs than JSONL_WASM.maxGaps: WebAssembly declines (the JS mapper may take it)
+    const spaced = Buffer.from(`{"id":"x","a":[${Array.from({ length: JSONL_WASM.maxGaps }, () => " 1 ").join(",")}]}`);
+    expect(fast({ key: ["id"] }, spaced, 0, spaced.length)).toBeDefined();
+    expect(wasm({ key: ["id"] }, spaced, 0, spaced.length, false)).toBeUndefined();
   });
 });

@@ -1,0 +1,232 @@
+/**
+ * The JSONL fast path in WebAssembly: the same map() as core/records/jsonl-fast.ts (same accepted lines, same key
+ * and value bytes; property-tested against it and against the straightforward path), ported to AssemblyScript
+ * (wasm/jsonl-scan/assembly/index.ts, SIMD for string bodies) and committed compiled as
+ * core/records/wasm/jsonl-scan.gen.ts (`npm run build:wasm`).
+ *
+ * The lines must sit in the module's memory to be scanned without a copy: the mapper exposes `arena`, a Uint8Array
+ * over its memory that Partition hands to the RunWriter as its page 0 (records + output staging + input stage), so
+ * lines arrive in the arena and keySrc/valSrc are that same array (RunWriter.addRanges moves the bytes with
+ * copyWithin). Composite keys and `value`-column objects are assembled in a scratch region at the end of the arena
+ * array. A line passed in another array is copied into a region of the memory first (tests, other callers).
+ *
+ * Memory (per mapper, one module instance each; the compiled module is shared per process): arenaBytes +
+ * JSONL_WASM.lineCopyBytes + JSONL_WASM.scratchBytes + ~60 KiB of tables, committed by the OS as it is touched.
+ * Nothing is global: dropping the mapper (and the RunWriter holding its arena) frees it. The memory never grows (a
+ * grow would detach the views the RunWriter holds).
+ *
+ * Off when FERRY_JSONL_WASM=0 or WebAssembly is unavailable: makeJsonlMapper then gives the JS mapper.
+ */
+import { JSONL_WASM, SST } from "../limits.js";
+import { type FastJsonlMapper, type FastJsonlOptions, makeFastJsonlMapper } from "./jsonl-fast.js";
+import { JSONL_SCAN_WASM_BASE64 } from "./wasm/jsonl-scan.gen.js";
+
+const PAGE = 65536;
+/** deeper nesting declines (as in jsonl-fast.ts): name slots per line = MAX_DEPTH * 8 + MAX_MEMBERS */
+const NAME_SLOTS = 64 * 8 + 512;
+/** readable bytes kept after any line (the scanner reads 16 bytes at a time) */
+const PAD = 64;
+
+/** the part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it) */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: object };
+  Memory: new (desc: { initial: number }) => { buffer: ArrayBuffer };
+}
+type WasmModule = { readonly __wasmModule: unique symbol };
+const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+interface ScanExports {
+  setup(cfg: number): void;
+  map(start: number, end: number): number;
+}
+
+let compiled: WasmModule | null | undefined;
+
+/** the compiled module (once per process), or undefined when WebAssembly is unavailable */
+function scanModule(): WasmModule | undefined {
+  if (compiled === undefined) {
+    try {
+      if (!wasmApi) throw new Error("no WebAssembly");
+      compiled = new wasmApi.Module(Buffer.from(JSONL_SCAN_WASM_BASE64, "base64"));
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled ?? undefined;
+}
+
+/** whether makeJsonlMapper gives the WebAssembly mapper (FERRY_JSONL_WASM=0 turns it off) */
+export function jsonlWasmEnabled(): boolean {
+  return process.env.FERRY_JSONL_WASM !== "0" && scanModule() !== undefined;
+}
+
+export interface WasmJsonlMapper extends FastJsonlMapper {
+  /** the array over the module's memory whose first `arenaBytes` bytes are the caller's (the RunWriter's page 0) */
+  readonly arena: Uint8Array;
+}
+
+/**
+ * The WebAssembly mapper for these options with an arena of `arenaBytes` for the caller, or undefined when the
+ * options rule the fast path out (as makeFastJsonlMapper) or WebAssembly is unavailable or fails to instantiate.
+ */
+export function makeWasmJsonlMapper(opts: FastJsonlOptions, arenaBytes = 0): WasmJsonlMapper | undefined {
+  const js = makeFastJsonlMapper(opts);
+  const mod = scanModule();
+  if (!js || !mod) return undefined;
+  try {
+    return instantiate(mod, js, opts, arenaBytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The mapper Partition uses: WebAssembly (with an arena of `arenaBytes`) unless FERRY_JSONL_WASM=0 or it is
+ * unavailable, else the JS one; undefined when the options rule the fast path out.
+ */
+export function makeJsonlMapper(opts: FastJsonlOptions, arenaBytes = 0): FastJsonlMapper | WasmJsonlMapper | undefined {
+  return (jsonlWasmEnabled() ? makeWasmJsonlMapper(opts, arenaBytes) : undefined) ?? makeFastJsonlMapper(opts);
+}
+
+function instantiate(
+  mod: WasmModule,
+  js: FastJsonlMapper,
+  opts: FastJsonlOptions,
+  arenaBytes: number,
+): WasmJsonlMapper {
+  const utf8 = (s: string) => Buffer.from(s, "utf8");
+  const mode = opts.valueRaw !== undefined ? 2 : opts.value ? 1 : 0;
+  const keyNames = opts.key.map(utf8);
+  const valCols = mode === 1 ? [...new Set(opts.value)] : mode === 2 ? [opts.valueRaw as string] : [];
+  const valNames = valCols.map(utf8);
+  const valJson = valCols.map((c) => utf8(`${JSON.stringify(c)}:`));
+  const names = [...opts.key, ...valCols];
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the point
+  const escapedNamesOk = !names.some((n) => /["\\\u0000-\u001f]/.test(n));
+  const nk = keyNames.length;
+  const nv = valNames.length;
+  const gapsCap = JSONL_WASM.maxGaps;
+
+  // layout (absolute addresses): tables from 1024, then the arena array [base, end of memory)
+  let at = 1024;
+  const take = (bytes: number) => {
+    const a = at;
+    at = (at + bytes + 7) & ~7;
+    return a;
+  };
+  const cfg = take(32 * 4);
+  const res = take(4 * 4);
+  const cols = take((nk + nv) * 20);
+  const nameBytes = take([...keyNames, ...valNames, ...valJson].reduce((n, b) => n + b.length, 0));
+  const gaps = take(gapsCap * 8);
+  const segs = take((gapsCap + 1) * 8);
+  const nameSig = take(NAME_SLOTS * 4);
+  const nameStart = take(NAME_SLOTS * 4);
+  const keyS = take(nk * 4);
+  const keyE = take(nk * 4);
+  const valS = take(Math.max(nv, 1) * 4);
+  const valE = take(Math.max(nv, 1) * 4);
+  const base = (at + 63) & ~63;
+  const lineCopy = arenaBytes + PAD;
+  const scratch = lineCopy + JSONL_WASM.lineCopyBytes + PAD;
+  const total = base + scratch + JSONL_WASM.scratchBytes + PAD;
+  const memory = new (wasmApi as WasmApi).Memory({ initial: Math.ceil(total / PAGE) });
+  const mem = Buffer.from(memory.buffer);
+  const numOk = (p: number, n: number) => {
+    const tok = mem.toString("latin1", p, p + n);
+    return String(Number(tok)) === tok ? 1 : 0;
+  };
+  const ex = new (wasmApi as WasmApi).Instance(mod, { env: { memory, numOk } }).exports as unknown as ScanExports;
+
+  const words = new Int32Array(memory.buffer);
+  let nb = nameBytes;
+  const put = (b: Buffer) => {
+    mem.set(b, nb);
+    nb += b.length;
+    return nb - b.length;
+  };
+  const col = (k: number, name: Buffer, json?: Buffer) => {
+    const w = (cols >> 2) + k * 5;
+    words[w] = put(name);
+    words[w + 1] = name.length;
+    words[w + 3] = json ? put(json) : 0;
+    words[w + 4] = json ? json.length : 0;
+  };
+  for (let k = 0; k < nk; k++) col(k, keyNames[k]);
+  for (let k = 0; k < nv; k++) col(nk + k, valNames[k], valJson[k]);
+  const c = cfg >> 2;
+  words.set(
+    [
+      base,
+      mode,
+      nk,
+      nv,
+      opts.maxKeyBytes ?? SST.maxKeyBytes,
+      opts.maxValueBytes ?? SST.maxValueBytes,
+      escapedNamesOk ? 1 : 0,
+      cols,
+      res,
+      segs,
+      gaps,
+      gapsCap,
+      nameSig,
+      nameStart,
+      NAME_SLOTS,
+      keyS,
+      keyE,
+      valS,
+      valE,
+      base + scratch,
+      JSONL_WASM.scratchBytes,
+    ],
+    c,
+  );
+  ex.setup(cfg);
+
+  const arena = new Uint8Array(memory.buffer, base, total - base);
+  const out = new Int32Array(memory.buffer, res, 4);
+  const segView = new Int32Array(memory.buffer, segs, 2 * (gapsCap + 1));
+  const scan = ex.map;
+  const maxCopy = JSONL_WASM.lineCopyBytes;
+  const m: WasmJsonlMapper = {
+    arena,
+    keySrc: arena,
+    keyStart: 0,
+    keyEnd: 0,
+    valSrc: arena,
+    segs: segView,
+    nsegs: 0,
+    valueLen: 0,
+    map(buf: Uint8Array, start: number, end: number): boolean {
+      let ok: number;
+      if (buf === arena) ok = scan(base + start, base + end);
+      else if (end - start <= maxCopy) {
+        arena.set(buf.subarray(start, end), lineCopy);
+        ok = scan(base + lineCopy, base + lineCopy + end - start);
+      } else {
+        // too long to copy in: the JS scanner, its results as they are
+        if (!js.map(buf, start, end)) return false;
+        m.keySrc = js.keySrc;
+        m.keyStart = js.keyStart;
+        m.keyEnd = js.keyEnd;
+        m.valSrc = js.valSrc;
+        m.segs = js.segs;
+        m.nsegs = js.nsegs;
+        m.valueLen = js.valueLen;
+        return true;
+      }
+      if (ok === 0) return false;
+      if (m.keySrc !== arena) {
+        m.keySrc = m.valSrc = arena;
+        m.segs = segView;
+      }
+      m.keyStart = out[0];
+      m.keyEnd = out[1];
+      m.nsegs = out[2];
+      m.valueLen = out[3];
+      return true;
+    },
+  };
+  return m;
+}
