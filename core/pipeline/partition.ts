@@ -6,7 +6,8 @@
 import { PIPELINE } from "../limits.js";
 import { stagingPrefix } from "../manifest/schema.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
-import { makeFastJsonlMapper } from "../records/jsonl-fast.js";
+import type { FastJsonlMapper } from "../records/jsonl-fast.js";
+import { makeJsonlMapper, type WasmJsonlMapper } from "../records/jsonl-wasm.js";
 import { chunkIndex, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
 import type { OpenObject } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
@@ -17,6 +18,9 @@ import type { Chunk, PartitionResult, Plan } from "./types.js";
 export function runKey(dataset: string, version: string, chunkId: string): string {
   return `${stagingPrefix(dataset, version)}runs/${chunkId}.run`;
 }
+
+/** the input stage holds the longest line plus this (scanLinesStaged needs more than 1 MiB over it) */
+const STAGE_EXTRA_BYTES = 4 << 20;
 
 export interface PartitionArgs {
   plan: Plan;
@@ -51,6 +55,10 @@ export async function partitionChunk(
   const route = makeRouter(plan.buckets, req.shards);
   const source = `s3://${chunk.bucket}/${chunk.key}`;
   const ranged = chunk.start !== undefined && chunk.start > 0;
+  const jsonlFast = req.format === "jsonl" && args.fastPath !== false;
+  // JSONL: the mapper (WebAssembly unless FERRY_JSONL_WASM=0 or unavailable, else JS) is made with the writer's page
+  // 0 (records, output staging, input stage) in its memory, so lines are scanned where they are read in
+  const made: { mapper?: FastJsonlMapper | WasmJsonlMapper } = {};
   const writer = new RunWriter({
     bucketCount: plan.buckets.length,
     meta: {
@@ -62,9 +70,19 @@ export async function partitionChunk(
     },
     memoryBytes: args.memoryBytes,
     tmpDir: args.tmpDir,
+    ...(jsonlFast
+      ? {
+          inputStageBytes: PIPELINE.maxRecordBytes + STAGE_EXTRA_BYTES,
+          arena: (bytes: number) => {
+            const m = makeJsonlMapper(req, bytes);
+            made.mapper = m;
+            return m && "arena" in m ? m.arena : new Uint8Array(bytes);
+          },
+        }
+      : {}),
   });
   const readOpts = { open: args.open, compression: req.compression };
-  const fast = req.format === "jsonl" && args.fastPath !== false ? makeFastJsonlMapper(req) : undefined;
+  const fast = made.mapper;
   if (fast) {
     // JSONL: lines mapped from their bytes (core/records/jsonl-fast.ts); a line the fast path is not certain about
     // goes the straightforward way (JSON.parse, mapper), which gives the same bytes or names the bad record
@@ -73,7 +91,7 @@ export async function partitionChunk(
     await forEachJsonlLine(
       chunk,
       // lines are read into the writer's arena, so records are moved with copyWithin
-      { ...readOpts, stage: (maxRecordBytes) => writer.inputStage(maxRecordBytes + (4 << 20)) },
+      { ...readOpts, stage: (maxRecordBytes) => writer.inputStage(maxRecordBytes + STAGE_EXTRA_BYTES) },
       (w) => {
         where = w;
       },

@@ -116,6 +116,14 @@ export interface RunWriterOptions {
   memoryBytes?: number;
   /** where spills go (default os.tmpdir()) */
   tmpDir?: string;
+  /** bytes reserved after the output staging for inputStage() (default 0: inputStage reallocates page 0) */
+  inputStageBytes?: number;
+  /**
+   * Supplies page 0 (the arena, the output staging and the input stage: `bytes` in all) instead of a new
+   * Uint8Array; the array may be longer (the rest is the supplier's). Used to put it in a WebAssembly memory
+   * (core/records/jsonl-wasm.ts): then inputStage() must fit in inputStageBytes, since page 0 is never replaced.
+   */
+  arena?: (bytes: number) => Uint8Array;
 }
 
 export interface RunSummary {
@@ -170,7 +178,9 @@ export class RunWriter {
     this.lengths = new Float64Array(opts.bucketCount);
     this.memoryBytes = opts.memoryBytes ?? PIPELINE.partitionMemoryBytes;
     this.limit = Math.max(4096, this.memoryBytes);
-    this.cur = new Uint8Array(this.limit + OUT_BYTES);
+    const bytes = this.limit + OUT_BYTES + (opts.inputStageBytes ?? 0);
+    this.cur = opts.arena ? opts.arena(bytes) : new Uint8Array(bytes);
+    if (this.cur.length < bytes) throw new RangeError("RunWriter: the arena supplied is smaller than asked");
     this.pages = [this.cur];
   }
 
@@ -251,6 +261,7 @@ export class RunWriter {
     if (this.n > 0 || this.records > 0) throw new RangeError("RunWriter.inputStage: call before adding records");
     const start = this.limit + OUT_BYTES;
     if (this.pages[0].length < start + bytes) {
+      if (this.opts.arena) throw new RangeError("RunWriter.inputStage: larger than the inputStageBytes supplied");
       this.cur = new Uint8Array(start + bytes);
       this.pages[0] = this.cur;
     }

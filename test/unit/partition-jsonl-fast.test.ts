@@ -9,7 +9,8 @@ import { memorySinks } from "../../core/shuffle/index.js";
 
 /**
  * Partition with the JSONL fast path gives the same run objects (byte for byte), the same skipped counts and
- * examples, and the same bad-record errors as with the fast path off (JSON.parse for every line).
+ * examples, and the same bad-record errors as with the fast path off (JSON.parse for every line), in WebAssembly
+ * (core/records/jsonl-wasm.ts, the default) and in JS (FERRY_JSONL_WASM=0).
  */
 
 const line = fc.oneof(
@@ -83,16 +84,28 @@ async function runBoth(text: string, req: LoadRequest, chunkBytes: number, piece
     inputBytes: 0,
   };
   const results = [];
-  for (const fastPath of [true, false]) {
+  // the fast path in WebAssembly, the fast path in JS (FERRY_JSONL_WASM=0), no fast path
+  for (const [fastPath, wasm] of [
+    [true, true],
+    [true, false],
+    [false, false],
+  ]) {
     const out = new Map<string, Uint8Array>();
     const res: unknown[] = [];
-    for (const chunk of chunks) {
-      try {
-        const r = await partitionChunk({ plan, chunk, dataBucket: "d", open, openSink: memorySinks(out), fastPath });
-        res.push({ ...r, run: Buffer.from(out.get(`d/${r.runKey}`) as Uint8Array).toString("base64") });
-      } catch (e) {
-        res.push({ error: (e as Error).message, name: (e as Error).name });
+    const saved = process.env.FERRY_JSONL_WASM;
+    if (!wasm) process.env.FERRY_JSONL_WASM = "0";
+    try {
+      for (const chunk of chunks) {
+        try {
+          const r = await partitionChunk({ plan, chunk, dataBucket: "d", open, openSink: memorySinks(out), fastPath });
+          res.push({ ...r, run: Buffer.from(out.get(`d/${r.runKey}`) as Uint8Array).toString("base64") });
+        } catch (e) {
+          res.push({ error: (e as Error).message, name: (e as Error).name });
+        }
       }
+    } finally {
+      if (saved === undefined) delete process.env.FERRY_JSONL_WASM;
+      else process.env.FERRY_JSONL_WASM = saved;
     }
     results.push(res);
   }
@@ -118,7 +131,8 @@ describe("partition: JSONL fast path = JSON.parse path", () => {
           async (lines, nl, chunkBytes, piece, finalNewline) => {
             const text = lines.join(nl) + (finalNewline ? nl : "");
             if (text.length === 0) return;
-            const [fast, slow] = await runBoth(text, req, chunkBytes, piece);
+            const [wasm, fast, slow] = await runBoth(text, req, chunkBytes, piece);
+            expect(wasm).toEqual(slow);
             expect(fast).toEqual(slow);
           },
         ),
@@ -129,7 +143,8 @@ describe("partition: JSONL fast path = JSON.parse path", () => {
 
   it("gzip input and a line longer than a piece", async () => {
     const text = [`{"id":"a","big":"${"x".repeat(5000)}"}`, '{"id":"b","n":1}', "bad", '{"id":"c","n":1.0}'].join("\n");
-    const [fast, slow] = await runBoth(text, request({}), 1 << 20, 64, true);
+    const [wasm, fast, slow] = await runBoth(text, request({}), 1 << 20, 64, true);
+    expect(wasm).toEqual(slow);
     expect(fast).toEqual(slow);
     expect((fast[0] as { records: number; skipped: number }).records).toBe(3);
     expect((fast[0] as { records: number; skipped: number }).skipped).toBe(1);
