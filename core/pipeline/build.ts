@@ -26,7 +26,7 @@ import {
   readSegmentColumns,
   type SegmentBatch,
 } from "../shuffle/run.js";
-import { shardOf } from "../shuffle/shard.js";
+import { murmur3_32Range } from "../shuffle/shard.js";
 import { varintLength, writeVarint } from "../shuffle/varint.js";
 import { SstFileSetWriter } from "../sst/writer.js";
 import type { BuildResult, Bucket, Plan } from "./types.js";
@@ -215,16 +215,24 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     const { shard } = bucket;
     const shards = req.shards;
     let emitted = 0;
-    let lastKey: Uint8Array | undefined;
-    let lastRun = 0;
+    // the last record emitted: record `li` of batch `lb` (a view is made only for the final range check)
+    let lb: SegmentBatch | undefined;
+    let li = 0;
+    // per record: no views, no native calls (offsets into the batch buffer; shardOf = murmur3 mod shards, and with one
+    // shard every key is in shard 0)
     const emit = (b: SegmentBatch, i: number): void | Promise<void> => {
       const buf = b.buf;
-      const key = buf.subarray(b.keyStart[i], b.keyEnd[i]);
-      if (shardOf(key, shards) !== shard) throw outside(key, b.run[i]);
-      if (emitted++ === 0 && lower && Buffer.compare(key, lower) < 0) throw outside(key, b.run[i]);
-      lastKey = key;
-      lastRun = b.run[i];
-      return writer.add(key, buf.subarray(b.valStart[i], b.valEnd[i]));
+      const ks = b.keyStart[i];
+      const ke = b.keyEnd[i];
+      if (shards !== 1 && murmur3_32Range(buf, ks, ke, 0) % shards !== shard) {
+        throw outside(buf.subarray(ks, ke), b.run[i]);
+      }
+      if (emitted++ === 0 && lower && Buffer.compare(buf.subarray(ks, ke), lower) < 0) {
+        throw outside(buf.subarray(ks, ke), b.run[i]);
+      }
+      lb = b;
+      li = i;
+      return writer.addRange(buf, ks, ke, b.valStart[i], b.valEnd[i]);
     };
 
     try {
@@ -261,7 +269,10 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
       }
       if (dupExamples.length > 0) throw await duplicateError(dupExamples, readers, bucket);
       if (pb !== undefined) await emit(pb, pi);
-      if (upper && lastKey && Buffer.compare(lastKey, upper) >= 0) throw outside(lastKey, lastRun);
+      if (upper && lb !== undefined) {
+        const lastKey = lb.buf.subarray(lb.keyStart[li], lb.keyEnd[li]);
+        if (Buffer.compare(lastKey, upper) >= 0) throw outside(lastKey, lb.run[li]);
+      }
 
       if (result.recordsIn !== recordsExpected) {
         throw new CorruptionError(

@@ -38,7 +38,8 @@ export interface SstWriterOptions {
   /**
    * compress data blocks on a worker thread (pooled, at most availableParallelism() - 1 per process; env
    * FERRY_SST_COMPRESSION_THREADS overrides, 0 = never) while this thread builds the next ones. The output bytes are
-   * identical either way. Default true; ignored for "none".
+   * identical either way. Default: true for compressed codecs; for "none" only when set to true explicitly (the
+   * worker then computes CRCs and bloom hashes: measured, that costs more CPU than it saves).
    */
   parallelCompression?: boolean;
 }

@@ -65,6 +65,22 @@ export function shortestSeparator(start: Uint8Array, startLen: number, limit: Ui
   return start.slice(0, startLen);
 }
 
+/**
+ * Shared bytes of the internal keys when the previous user key (length n) is a proper prefix of the current one,
+ * kb[ks, ks+klen): prev internal = prev ‖ 01 00.. ; cur internal = key ‖ 01 00..
+ */
+function sharedPastPrefix(kb: Uint8Array, ks: number, klen: number, n: number): number {
+  let j = n;
+  const end = n + 8;
+  while (j < end) {
+    const prevAt = j === n ? 1 : 0;
+    const curAt = j < klen ? kb[ks + j] : j === klen ? 1 : 0;
+    if (prevAt !== curAt) break;
+    j++;
+  }
+  return j;
+}
+
 function randomSessionId(): string {
   // RocksDB db session ids: 20 chars of base-36 (upper case)
   const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -156,10 +172,12 @@ export class SstWriter {
     this.bloom = bits > 0 ? new BloomBuilder(bits) : undefined;
     this.rawCompress = this.ctype !== 0 ? rawCompressor(this.compression) : undefined;
     this.codecNeedsTurns = this.compression === "lz4" || this.compression === "zstd";
-    // the ring also serves "none" with a bloom filter when a worker may help (it then computes CRCs and key hashes);
-    // for "none" a block's stored size is its raw size, so the file-size estimate (rollover) is the same either way
+    // "none" uses the ring (the worker then computes CRCs and key hashes) only when asked for explicitly: measured
+    // (1.16M keys, bloom on), handing blocks over cost the writer's thread about what the worker saved it, and the
+    // worker's ~0.4 CPU-s came on top. For "none" a block's stored size is its raw size, so the file-size estimate
+    // (rollover) is the same either way.
     const parallel = opts.parallelCompression ?? true;
-    const ringForNone = parallel && this.bloom !== undefined && parallelSealingAvailable();
+    const ringForNone = opts.parallelCompression === true && this.bloom !== undefined && parallelSealingAvailable();
     if ((this.rawCompress !== undefined || ringForNone) && bs <= RING_MAX_BLOCK) {
       const cap = Math.ceil((Math.max(bs * 2, 8192) + 64) / 8) * 8; // slots at 8-byte aligned offsets
       const k = Math.max(4, Math.min(128, Math.floor(RING_BYTES / cap)));
@@ -182,9 +200,27 @@ export class SstWriter {
    * back-pressure: `const p = w.add(k, v); if (p) await p;`. Do not call add() again before that promise settles.
    */
   add(key: Uint8Array, value: Uint8Array): void | Promise<void> {
+    return this.put(key, 0, key.length, value, 0, value.length);
+  }
+
+  /**
+   * add(buf[ks, ke), buf[vs, ve)) without the two views: for callers that hold records as offsets into one buffer
+   * (Build's segment batches). Same bytes as add(); same promise contract.
+   */
+  addRange(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number): void | Promise<void> {
+    return this.put(buf, ks, ke - ks, buf, vs, ve - vs);
+  }
+
+  /** The entry kb[ks, ks+klen) -> vb[vs, vs+vlen). */
+  private put(
+    kb: Uint8Array,
+    ks: number,
+    klen: number,
+    vb: Uint8Array,
+    vs: number,
+    vlen: number,
+  ): void | Promise<void> {
     if (this.state !== "open") throw new InputError(`${this.name}: add() after ${this.state}`);
-    const klen = key.length;
-    const vlen = value.length;
     if (klen > SST.maxKeyBytes) {
       throw new LimitError(
         `${this.name}: key #${this.entries} is ${klen} bytes, over the ${SST.maxKeyBytes}-byte limit`,
@@ -197,7 +233,7 @@ export class SstWriter {
     }
     if (vlen > SST.maxValueBytes) {
       throw new LimitError(
-        `${this.name}: value of key #${this.entries} ${previewKey(key)} is ${vlen} bytes, over the ${SST.maxValueBytes}-byte limit`,
+        `${this.name}: value of key #${this.entries} ${previewKey(kb.subarray(ks, ks + klen))} is ${vlen} bytes, over the ${SST.maxValueBytes}-byte limit`,
         { limit: "SST.maxValueBytes", max: SST.maxValueBytes, actual: vlen },
       );
     }
@@ -207,8 +243,8 @@ export class SstWriter {
     if (this.entries > 0) {
       const m = Math.min(klen, lastLen);
       let i = 0;
-      while (i < m && key[i] === last[i]) i++;
-      if (i === m ? klen <= lastLen : key[i] < last[i]) this.orderError(key);
+      while (i < m && kb[ks + i] === last[i]) i++;
+      if (i === m ? klen <= lastLen : kb[ks + i] < last[i]) this.orderError(kb.subarray(ks, ks + klen));
       shared = i;
       // flush policy (FlushBlockBySizePolicy): checked before the key goes in
       const est = this.pos + this.nRestarts * 4 + 4;
@@ -225,9 +261,9 @@ export class SstWriter {
             varintLength(vlen) >
             this.blockSize)
       ) {
-        this.flushBlock(key);
+        this.flushBlock(kb.subarray(ks, ks + klen));
       }
-      if (i === lastLen && i < klen) shared = this.sharedPastPrefix(key, lastLen);
+      if (i === lastLen && i < klen) shared = sharedPastPrefix(kb, ks, klen, lastLen);
     }
     if (this.blockEntries === 0 || this.counter >= this.restartInterval) {
       if (this.nRestarts === this.restarts.length) {
@@ -273,11 +309,26 @@ export class SstWriter {
       }
       b[p++] = v;
     }
-    // key delta (user key part), then the 8-byte internal suffix (seqno 0, Put)
+    // the previous key buffer must hold this key (it becomes the previous key below)
+    if (klen > last.length) {
+      const nl = new Uint8Array(Math.max(klen, last.length * 2));
+      nl.set(last.subarray(0, lastLen));
+      this.last = nl;
+    }
+    const lk = this.last;
+    // key delta (user key part), then the 8-byte internal suffix (seqno 0, Put). The delta also goes into the
+    // previous-key buffer: its bytes before `shared` already equal the key's (up to lastLen, see below).
     if (shared < klen) {
-      if (klen - shared <= 32) for (let j = shared; j < klen; j++) b[p++] = key[j];
-      else {
-        b.set(key.subarray(shared), p);
+      if (klen - shared <= 32) {
+        for (let j = shared; j < klen; j++) {
+          const c = kb[ks + j];
+          b[p++] = c;
+          lk[j] = c;
+        }
+      } else {
+        const d = kb.subarray(ks + shared, ks + klen);
+        b.set(d, p);
+        lk.set(d, shared);
         p += klen - shared;
       }
       b[p] = 1;
@@ -294,45 +345,28 @@ export class SstWriter {
       const suffixStart = shared - klen;
       for (let j = suffixStart; j < 8; j++) b[p++] = j === 0 ? 1 : 0;
     }
-    if (vlen <= 32) for (let j = 0; j < vlen; j++) b[p++] = value[j];
+    if (vlen <= 32) for (let j = vs, e = vs + vlen; j < e; j++) b[p++] = vb[j];
     else {
-      b.set(value, p);
+      b.set(vs === 0 && vlen === vb.length ? vb : vb.subarray(vs, vs + vlen), p);
       p += vlen;
     }
     this.pos = p;
     this.counter++;
     this.blockEntries++;
-    // remember the key
-    if (klen > last.length) {
-      const nl = new Uint8Array(Math.max(klen, last.length * 2));
-      nl.set(last.subarray(0, lastLen));
-      this.last = nl;
-    }
-    const lk = this.last;
-    for (let j = Math.min(shared, lastLen); j < klen; j++) lk[j] = key[j];
+    // remember the key: the bytes from `shared` on went in with the delta; shared past the previous key's end (the
+    // previous key is a prefix of this one, shared reaching into the internal suffix: rare) leaves a gap
+    for (let j = lastLen, e = shared < klen ? shared : klen; j < e; j++) lk[j] = kb[ks + j];
     this.lastLen = klen;
-    if (this.entries === 0) this.first = key.slice();
+    if (this.entries === 0) this.first = kb.slice(ks, ks + klen);
     this.entries++;
     this.rawKeyBytes += klen + 8;
     this.rawValueBytes += vlen;
-    if (this.hashInAdd && this.bloom) this.bloom.add(key, 0, klen);
+    if (this.hashInAdd && this.bloom) this.bloom.add(kb, ks, klen);
     const pend = this.pending;
     if (pend !== undefined) {
       this.pending = undefined;
       return pend;
     }
-  }
-
-  /** shared bytes of the internal keys when the previous user key (length n) is a prefix of `key` */
-  private sharedPastPrefix(key: Uint8Array, n: number): number {
-    // prev internal = prev ‖ 01 00.. ; cur internal = key ‖ 01 00..
-    const klen = key.length;
-    const prevAt = (j: number) => (j - n === 0 ? 1 : 0);
-    const curAt = (j: number) => (j < klen ? key[j] : j - klen === 0 ? 1 : 0);
-    let j = n;
-    const end = n + 8;
-    while (j < end && prevAt(j) === curAt(j)) j++;
-    return j;
   }
 
   private orderError(key: Uint8Array): never {
@@ -742,6 +776,16 @@ export class SstFileSetWriter {
     const w = this.cur;
     if (w === undefined || w.estimatedFileSize >= this.target) return this.rollAndAdd(key, value);
     return w.add(key, value);
+  }
+
+  /** add(buf[ks, ke), buf[vs, ve)) without views (SstWriter.addRange); same rollover, same bytes. */
+  addRange(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number): void | Promise<void> {
+    if (this.state !== "open") throw new InputError(`SstFileSetWriter: add() after ${this.state}`);
+    const w = this.cur;
+    if (w === undefined || w.estimatedFileSize >= this.target) {
+      return this.rollAndAdd(buf.subarray(ks, ke), buf.subarray(vs, ve));
+    }
+    return w.addRange(buf, ks, ke, vs, ve);
   }
 
   private async rollAndAdd(key: Uint8Array, value: Uint8Array): Promise<void> {

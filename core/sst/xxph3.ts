@@ -16,6 +16,7 @@ export interface Xxph3 {
 
 export function makeXxph3(): Xxph3 {
   const TWO32 = 4294967296;
+  const INV32 = 1 / TWO32;
 
   let RH = 0;
   let RL = 0;
@@ -62,7 +63,7 @@ export function makeXxph3(): Xxph3 {
    */
   function mul32(a: number, b: number): void {
     const lo = Math.imul(a, b) >>> 0;
-    RH = Math.round((a * b - lo) / TWO32) >>> 0;
+    RH = Math.round((a * b - lo) * INV32) >>> 0;
     RL = lo;
   }
 
@@ -129,6 +130,9 @@ export function makeXxph3(): Xxph3 {
     const lenHi = Math.floor(len / TWO32);
     if (lenHi) RH = (RH + Math.imul(lenHi, P64_1L)) >>> 0;
   }
+
+  /** len9to16's output when called through hashInto */
+  const OUT = new Uint32Array(2);
 
   // long-input accumulators (8 lanes, hi/lo)
   const ACC_H = new Uint32Array(8);
@@ -213,8 +217,11 @@ export function makeXxph3(): Xxph3 {
   /**
    * 9..16 bytes, the common key size, with the 64x128 multiply inlined:
    * lo = in[0..8) ^ secret[0..8), hi = in[len-8..len) ^ secret[8..16), acc = len + lo + hi + fold(lo * hi).
+   * Writes [low32, high32] straight into out[0], out[1] (no RH/RL: a closure variable holding a uint32 above 2^31 is
+   * a heap number, allocated on every store), and scales by 2^-32 with multiplications (exact, like the divisions
+   * they replace): measured ~120 -> ~70 ns per 15-byte key.
    */
-  function len9to16(b: Uint8Array, p: number, len: number): void {
+  function len9to16(b: Uint8Array, p: number, len: number, out: Uint32Array): void {
     const e = p + len - 8;
     const loL = ((b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) ^ 0x396cfeb8) >>> 0;
     const loH = ((b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) ^ 0xbe4ba423) >>> 0;
@@ -223,16 +230,16 @@ export function makeXxph3(): Xxph3 {
     // four 32x32 products (low via imul, high via the rounded double product)
     let t = Math.imul(loL, hiL) >>> 0;
     const llL = t;
-    const llH = Math.round((loL * hiL - t) / TWO32);
+    const llH = Math.round((loL * hiL - t) * INV32);
     t = Math.imul(loH, hiL) >>> 0;
     const hlL = t;
-    const hlH = Math.round((loH * hiL - t) / TWO32);
+    const hlH = Math.round((loH * hiL - t) * INV32);
     t = Math.imul(loL, hiH) >>> 0;
     const lhL = t;
-    const lhH = Math.round((loL * hiH - t) / TWO32);
+    const lhH = Math.round((loL * hiH - t) * INV32);
     t = Math.imul(loH, hiH) >>> 0;
     const hhL = t;
-    const hhH = Math.round((loH * hiH - t) / TWO32);
+    const hhH = Math.round((loH * hiH - t) * INV32);
     const s1 = llH + hlL + lhL;
     const c1 = s1 >= 2 * TWO32 ? 2 : s1 >= TWO32 ? 1 : 0;
     const w1 = s1 >>> 0;
@@ -244,23 +251,25 @@ export function makeXxph3(): Xxph3 {
     const fL = (llL ^ w2) >>> 0;
     // acc = len + lo + hi + fold
     let aL = len + loL + hiL + fL; // < 2^35
-    const carry = Math.floor(aL / TWO32);
+    const carry = Math.floor(aL * INV32);
     aL >>>= 0;
     const aH = (loH + hiH + fH + carry) >>> 0;
     // avalanche: h ^= h >> 37; h *= PRIME64_3; h ^= h >> 32
     const xL = (aL ^ (aH >>> 5)) >>> 0;
     const mL = Math.imul(xL, P64_3L) >>> 0;
-    const mHi = Math.round((xL * P64_3L - mL) / TWO32);
+    const mHi = Math.round((xL * P64_3L - mL) * INV32);
     const rH = (mHi + Math.imul(xL, P64_3H) + Math.imul(aH, P64_3L)) >>> 0;
-    RH = rH;
-    RL = (mL ^ rH) >>> 0;
+    out[1] = rH;
+    out[0] = (mL ^ rH) >>> 0;
   }
 
   /** Hash bytes[p, p+len) into RH:RL. */
   function hashInto(b: Uint8Array, p: number, len: number): void {
     if (len <= 16) {
       if (len > 8) {
-        len9to16(b, p, len);
+        len9to16(b, p, len, OUT);
+        RL = OUT[0];
+        RH = OUT[1];
         return;
       }
       if (len >= 4) {
@@ -335,6 +344,10 @@ export function makeXxph3(): Xxph3 {
 
   return {
     parts(bytes: Uint8Array, start: number, len: number, out: Uint32Array): void {
+      if (len > 8 && len <= 16) {
+        len9to16(bytes, start, len, out);
+        return;
+      }
       hashInto(bytes, start, len);
       out[0] = RL;
       out[1] = RH;

@@ -96,6 +96,48 @@ describe("xxph3_64 (RocksDB util/xxph3.h)", () => {
   });
 });
 
+describe("xxph3 9..16-byte fast path against a BigInt transcription of XXPH3_len_9to16_64b", () => {
+  const M = (1n << 64n) - 1n;
+  const le64 = (b: Uint8Array, p: number) => {
+    let v = 0n;
+    for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(b[p + i]);
+    return v;
+  };
+  const SECRET_LO = 0xbe4ba423396cfeb8n; // kSecret[0..8)
+  const SECRET_HI = 0x1cad21f72c81017cn; // kSecret[8..16)
+  const P64_3 = 0x165667b19e3779f9n;
+  const reference = (b: Uint8Array, p: number, len: number): bigint => {
+    const lo = le64(b, p) ^ SECRET_LO;
+    const hi = le64(b, p + len - 8) ^ SECRET_HI;
+    const prod = lo * hi;
+    const fold = (prod & M) ^ (prod >> 64n);
+    let h = (BigInt(len) + lo + hi + fold) & M;
+    h ^= h >> 37n;
+    h = (h * P64_3) & M;
+    return h ^ (h >> 32n);
+  };
+  it("equals the reference on random and extreme bytes at any offset", () => {
+    let x = 12345;
+    const rnd = () => {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      return x;
+    };
+    const buf = new Uint8Array(64);
+    for (let t = 0; t < 20_000; t++) {
+      const mode = t % 4;
+      for (let i = 0; i < buf.length; i++) buf[i] = mode === 0 ? 0xff : mode === 1 ? 0 : rnd() & 0xff;
+      if (mode < 2) buf[rnd() % 64] = rnd() & 0xff;
+      const len = 9 + (t % 8);
+      const off = rnd() % (64 - len);
+      expect(xxph3_64(buf.subarray(off, off + len))).toBe(reference(buf, off, len));
+    }
+  });
+});
+
 describe("bloom probes", () => {
   it("chooses 6 probes at 10 bits/key and follows the table", () => {
     expect(chooseNumProbes(10000)).toBe(6);

@@ -187,6 +187,152 @@ describe("SstWriter + SstReader round trip", () => {
   });
 });
 
+// deterministic tricky entries: shared prefixes of every length, keys that are prefixes of the next one followed by
+// 0x01 / 0x00 bytes (shared reaching into the internal-key suffix), deltas over 32 bytes, keys growing past 256 bytes,
+// empty / short / >32-byte / multi-KiB values
+function trickyEntries(n: number): Array<[Uint8Array, Uint8Array]> {
+  let x = 0x9e3779b9;
+  const rnd = (m: number) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % m;
+  };
+  const keys = new Map<string, Uint8Array>();
+  let prev = new Uint8Array(0);
+  while (keys.size < n) {
+    const kind = rnd(8);
+    let kk: Uint8Array;
+    if (kind === 0 && prev.length > 0) {
+      // previous key + 0x01 0x00.. (prefix case)
+      const ext = 1 + rnd(10);
+      kk = new Uint8Array(prev.length + ext);
+      kk.set(prev);
+      kk[prev.length] = rnd(3) === 0 ? 0 : 1;
+    } else if (kind === 1) {
+      kk = new Uint8Array(33 + rnd(300)).map(() => rnd(256));
+    } else {
+      const keep = prev.length > 0 ? rnd(prev.length + 1) : 0;
+      kk = new Uint8Array(keep + 1 + rnd(20));
+      kk.set(prev.subarray(0, keep));
+      for (let j = keep; j < kk.length; j++) kk[j] = rnd(4) === 0 ? rnd(3) : rnd(256);
+    }
+    keys.set(Buffer.from(kk).toString("hex"), kk);
+    prev = kk;
+  }
+  const sorted = [...keys.values()].sort((a, b) => Buffer.compare(a, b));
+  return sorted.map((kk, i) => {
+    const r = rnd(10);
+    const len = r === 0 ? 0 : r === 1 ? 1 + rnd(32) : r === 2 ? 2000 + rnd(6000) : 33 + rnd(150);
+    const vv = new Uint8Array(len);
+    for (let j = 0; j < len; j++) vv[j] = j % 3 === 0 ? rnd(256) : (i + j) & 0x7f;
+    return [kk, vv];
+  });
+}
+
+describe("SstWriter.addRange (offsets into one buffer) and the add() path", () => {
+  const entries = trickyEntries(6000);
+  // every entry packed into one buffer, value before key for half of them (any layout works)
+  const packed = new Uint8Array(entries.reduce((a, [kk, vv]) => a + kk.length + vv.length + 3, 0));
+  const ranges: Array<[number, number, number, number]> = [];
+  let o = 0;
+  for (const [i, [kk, vv]] of entries.entries()) {
+    o += i % 3;
+    if (i % 2 === 0) {
+      packed.set(kk, o);
+      packed.set(vv, o + kk.length);
+      ranges.push([o, o + kk.length, o + kk.length, o + kk.length + vv.length]);
+    } else {
+      packed.set(vv, o);
+      packed.set(kk, o + vv.length);
+      ranges.push([o + vv.length, o + vv.length + kk.length, o, o + vv.length]);
+    }
+    o += kk.length + vv.length;
+  }
+  const sha = async (b: Uint8Array) => (await import("node:crypto")).createHash("sha256").update(b).digest("hex");
+  // sha256 of these entries' files as written by the writer before addRange and the fused key copies (commit
+  // be42321): the bytes must never change
+  const golden: Array<[SstCompression, number, number, string]> = [
+    ["none", 10, 4096, "9d204a43533f320f6cc33fd2b0d6aa76dce6fcef1e75e3dd7f5315f5a8ee05f5"],
+    ["none", 0, 4096, "47218462102de3eeb69fde3350539230fd2ce9502c02f2fcddca7b3ceba75938"],
+    ["snappy", 10, 4096, "9a1eeabcab9737d93cdc3b947b770ccbc5d0331d7768ad211020acb71718317b"],
+    ["none", 10, 256, "99ca760e25e615f551d5a3ef41f75bf80d459e85948a9e674d656470131feb49"],
+  ];
+  it.each(golden)(
+    "%s, bloom %i, blocks of %i: add and addRange write the same (pinned) bytes",
+    async (c, bloom, bs, hex) => {
+      const opts = { compression: c, bloomBitsPerKey: bloom, blockSize: bs, sessionIdentity: false };
+      const viaAdd = memorySink();
+      const w1 = new SstWriter(viaAdd, opts);
+      for (const [kk, vv] of entries) {
+        const p = w1.add(kk, vv);
+        if (p) await p;
+      }
+      await w1.finish();
+      const viaRange = memorySink();
+      const w2 = new SstWriter(viaRange, opts);
+      for (const [ks, ke, vs, ve] of ranges) {
+        const p = w2.addRange(packed, ks, ke, vs, ve);
+        if (p) await p;
+      }
+      const info = await w2.finish();
+      expect(await sha(viaAdd.bytes())).toBe(hex);
+      expect(await sha(viaRange.bytes())).toBe(hex);
+      expect(info.sha256).toBe(hex);
+      const r = await SstReader.open(bufferSource(viaRange.bytes()));
+      await r.verify();
+      let i = 0;
+      for await (const [kk, vv] of r.scan()) {
+        expect(Buffer.compare(kk, entries[i][0])).toBe(0);
+        expect(Buffer.compare(vv, entries[i][1])).toBe(0);
+        i++;
+      }
+      expect(i).toBe(entries.length);
+    },
+  );
+
+  it("SstFileSetWriter.addRange rolls over at the same keys as add", async () => {
+    const write = async (range: boolean) => {
+      const sinks: ReturnType<typeof memorySink>[] = [];
+      const fw = new SstFileSetWriter(
+        () => {
+          const s = memorySink();
+          sinks.push(s);
+          return s;
+        },
+        { targetFileSize: 512 * 1024, compression: "none", sessionIdentity: false },
+      );
+      for (const [i, [kk, vv]] of entries.entries()) {
+        const [ks, ke, vs, ve] = ranges[i];
+        const p = range ? fw.addRange(packed, ks, ke, vs, ve) : fw.add(kk, vv);
+        if (p) await p;
+      }
+      const infos = await fw.finish();
+      return { entries: infos.map((f) => f.entries), shas: await Promise.all(sinks.map((s) => sha(s.bytes()))) };
+    };
+    const a = await write(false);
+    const b = await write(true);
+    expect(a.entries.length).toBeGreaterThan(3);
+    expect(b).toEqual(a);
+  });
+
+  it("addRange keeps add's order check and limits", async () => {
+    const w = new SstWriter(memorySink(), { name: "t" });
+    const buf = te.encode("bbbaaa");
+    w.addRange(buf, 0, 3, 3, 6);
+    const e = await catchErr(() => w.addRange(buf, 3, 6, 0, 3));
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as Error).message).toBe(
+      't: keys must be strictly ascending (bytewise): key #1 "aaa" sorts before key #0 "bbb"',
+    );
+    const w2 = new SstWriter(memorySink(), { name: "t" });
+    const big = new Uint8Array(SST.maxKeyBytes + 10);
+    expect(await catchErr(() => w2.addRange(big, 0, SST.maxKeyBytes + 1, 0, 1))).toBeInstanceOf(LimitError);
+  });
+});
+
 describe("SstWriter input checks", () => {
   it("rejects unsorted keys naming both keys and positions", async () => {
     const w = new SstWriter(memorySink(), { name: "t.sst" });
