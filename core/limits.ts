@@ -83,7 +83,8 @@ export const PIPELINE = {
 
 /**
  * WebAssembly JSONL scanner (core/records/jsonl-wasm.ts, one module instance and memory per Partition task).
- * Memory per task besides the RunWriter's arena and input stage: these regions plus ~60 KiB of tables.
+ * Memory per task besides the RunWriter's arena and input stage: these two regions, 16 bytes × maxGaps of tables
+ * (1 MiB) and ~10 KiB more, ~3 MiB in all (all committed only as touched).
  */
 export const JSONL_WASM = {
   /** composite keys and `value`-column objects are assembled here; a line needing more takes the JS path */

@@ -11,7 +11,9 @@
  * array. A line passed in another array is copied into a region of the memory first (tests, other callers).
  *
  * Memory (per mapper, one module instance each; the compiled module is shared per process): arenaBytes +
- * JSONL_WASM.lineCopyBytes + JSONL_WASM.scratchBytes + ~60 KiB of tables, committed by the OS as it is touched.
+ * JSONL_WASM.lineCopyBytes + JSONL_WASM.scratchBytes + 16 × JSONL_WASM.maxGaps bytes of tables (~3 MiB over the
+ * arena with the defaults), committed by the OS as it is touched. A Partition task's arena is 256 MiB of records +
+ * 1 MiB output staging + 84 MiB input stage, as before in a plain Uint8Array.
  * Nothing is global: dropping the mapper (and the RunWriter holding its arena) frees it. The memory never grows (a
  * grow would detach the views the RunWriter holds).
  *
