@@ -294,7 +294,53 @@ export interface ByteSink {
   write(chunk: Uint8Array): void | Promise<void>;
   close(): Promise<void>;
   abort?(err?: unknown): Promise<void>;
+  /** true when write() is done with the chunk by the time it returns without a promise */
+  readonly consumesSynchronously?: boolean;
 }
+
+/**
+ * Part buffers reused across parts and sinks: a fresh 8 MiB buffer per part (page faults on first touch, then
+ * external-memory GC pressure and munmap when it is collected) cost more CPU than copying the bytes into it. Holds at
+ * most POOL_MAX_BYTES of idle buffers and drops them all after POOL_IDLE_MS without a release (a Lambda between
+ * invocations does not keep them).
+ */
+const POOL_MAX_BYTES = 48 * MiB;
+const POOL_IDLE_MS = 30_000;
+export const partPool = {
+  free: new Map<number, Buffer[]>(),
+  bytes: 0,
+  timer: undefined as NodeJS.Timeout | undefined,
+  acquire(size: number): Buffer {
+    const b = this.free.get(size)?.pop();
+    if (b) {
+      this.bytes -= size;
+      return b;
+    }
+    // uninitialized memory: only bytes the sink wrote are ever sent (a part's body is buf.subarray(0, len))
+    return Buffer.allocUnsafeSlow(size);
+  },
+  release(buf: Buffer): void {
+    if (this.bytes + buf.length > POOL_MAX_BYTES) return;
+    let list = this.free.get(buf.length);
+    if (!list) {
+      list = [];
+      this.free.set(buf.length, list);
+    }
+    list.push(buf);
+    this.bytes += buf.length;
+    if (this.timer) this.timer.refresh();
+    else {
+      this.timer = setTimeout(() => this.clear(), POOL_IDLE_MS);
+      this.timer.unref();
+    }
+  },
+  clear(): void {
+    this.free.clear();
+    this.bytes = 0;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  },
+};
 
 export interface MultipartSinkOptions {
   /** bytes per part (every part but the last); >= 5 MiB */
@@ -324,6 +370,7 @@ function unsignedPayload<T extends { middlewareStack: { add: (...a: never[]) => 
 
 export interface S3MultipartSink extends ByteSink {
   abort(err?: unknown): Promise<void>;
+  readonly consumesSynchronously: true;
   readonly bucket: string;
   readonly key: string;
   /** bytes accepted so far */
@@ -335,11 +382,13 @@ export interface S3MultipartSink extends ByteSink {
 }
 
 /**
- * A ByteSink that streams into s3://bucket/key. Bytes are buffered up to `partSize`; full parts upload with at most
- * `concurrency` in flight; write() returns a promise (back-pressure) only when it has to wait for a free upload slot.
- * close() uploads the rest and completes the upload (an object smaller than one part goes up as one PutObject);
- * abort() — or any failure — aborts the multipart upload so no partial object appears. Memory is bounded by about
- * (concurrency + 1) × partSize.
+ * A ByteSink that streams into s3://bucket/key. write() copies the chunk into part buffers (one copy per byte);
+ * when it returns without a promise it is done with the chunk, so the caller may reuse it (`consumesSynchronously`).
+ * A full part starts uploading when one of `concurrency` upload slots is free, else write() returns a promise
+ * (back-pressure) that resolves once the part has started and the rest of the chunk is copied. close() uploads the rest and completes the upload (an object smaller
+ * than one part goes up as one PutObject); abort() — or any failure — aborts the multipart upload so no partial object
+ * appears. Memory is bounded by about (concurrency + 1) × partSize; an open sink holds one part buffer. Part buffers
+ * come from a small process-wide pool (partPool) and go back to it after their upload succeeded.
  */
 export function s3MultipartSink(bucket: string, key: string, opts: MultipartSinkOptions = {}): S3MultipartSink {
   const partSize = opts.partSize ?? 8 * MiB;
@@ -353,8 +402,9 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
   const maybeUnsigned = <T extends { middlewareStack: { add: (...a: never[]) => unknown } }>(c: T): T =>
     opts.unsignedPayload ? unsignedPayload(c) : c;
 
-  let buffered: Uint8Array[] = [];
-  let bufferedBytes = 0;
+  /** the part being filled (from partPool) and how many of its bytes are set */
+  let cur: Buffer | undefined;
+  let curLen = 0;
   let bytesWritten = 0;
   let uploadId: string | undefined;
   let creating: Promise<string> | undefined;
@@ -380,27 +430,8 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
     return creating;
   };
 
-  const takePart = (size: number): Uint8Array => {
-    const out = new Uint8Array(size);
-    let off = 0;
-    while (off < size) {
-      const head = buffered[0];
-      const need = size - off;
-      if (head.length <= need) {
-        out.set(head, off);
-        off += head.length;
-        buffered.shift();
-      } else {
-        out.set(head.subarray(0, need), off);
-        buffered[0] = head.subarray(need);
-        off += need;
-      }
-    }
-    bufferedBytes -= size;
-    return out;
-  };
-
-  const startPart = (body: Uint8Array) => {
+  /** uploads `buf`'s first `len` bytes as the next part; `buf` goes back to the pool once that succeeded */
+  const startPart = (buf: Buffer, len: number) => {
     const n = ++partNumber;
     if (n > MAX_PARTS) {
       throw new LimitError(`${where}: more than ${MAX_PARTS} parts; use a larger partSize`, {
@@ -409,6 +440,7 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
         actual: n,
       });
     }
+    const body = len === buf.length ? buf : buf.subarray(0, len);
     const p = (async () => {
       const id = await ensureUpload();
       const res = await withRetries(`UploadPart ${where} #${n}`, () =>
@@ -418,6 +450,8 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
       );
       if (!res.ETag) throw new EnvironmentError(`UploadPart ${where} #${n}: no ETag returned`);
       parts.push({ PartNumber: n, ETag: res.ETag });
+      // S3 answered 200 to the whole body: nothing reads `buf` any more (a failed part's buffer is never reused)
+      partPool.release(buf);
     })().catch((err) => {
       failure ??= err;
     });
@@ -429,12 +463,45 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
     if (failure) throw failure;
   };
 
-  /** upload full parts, waiting for a free slot each time */
-  const drain = async (): Promise<void> => {
-    while (bufferedBytes >= partSize) {
+  /**
+   * Copies chunk[off..] into parts, starting each part that fills while an upload slot is free. Returns the offset it
+   * stopped at: chunk.length, or earlier when a full part waits for a slot (`cur` is then full).
+   */
+  const fill = (chunk: Uint8Array, off: number): number => {
+    while (off < chunk.length) {
+      if (!cur) {
+        cur = partPool.acquire(partSize);
+        curLen = 0;
+      }
+      const n = Math.min(partSize - curLen, chunk.length - off);
+      cur.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), curLen);
+      curLen += n;
+      off += n;
+      if (curLen === partSize) {
+        if (inflight.size >= concurrency) return off;
+        const full = cur;
+        cur = undefined;
+        curLen = 0;
+        startPart(full, partSize);
+      }
+    }
+    return off;
+  };
+
+  /** waits for upload slots until `cur` is not full and the whole chunk is copied */
+  const drain = async (chunk: Uint8Array, off: number): Promise<void> => {
+    for (;;) {
       while (inflight.size >= concurrency) await Promise.race(inflight);
       throwIfFailed();
-      startPart(takePart(partSize));
+      if (cur && curLen === partSize) {
+        const full = cur;
+        cur = undefined;
+        curLen = 0;
+        startPart(full, partSize);
+      }
+      if (off >= chunk.length) return;
+      off = fill(chunk, off);
+      if (off >= chunk.length && !(cur && curLen === partSize)) return;
     }
   };
 
@@ -450,27 +517,36 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
         // the upload never started, or aborting failed: a lifecycle rule cleans incomplete uploads
       }
     }
-    buffered = [];
-    bufferedBytes = 0;
+    // the part being filled was never sent: its buffer can be reused
+    if (cur) partPool.release(cur);
+    cur = undefined;
+    curLen = 0;
   };
 
-  /** takes the chunk; a promise only when full parts must be uploaded first (back-pressure) */
+  const failWrite = async (err: unknown): Promise<never> => {
+    await sink.abort(err);
+    throw toFerryError(err, `upload ${where}`);
+  };
+
+  /** copies the chunk; a promise only when a full part must wait for an upload slot (back-pressure) */
   const accept = (chunk: Uint8Array): void | Promise<void> => {
     throwIfFailed();
     if (chunk.length === 0) return;
-    buffered.push(chunk);
-    bufferedBytes += chunk.length;
     bytesWritten += chunk.length;
-    if (bufferedBytes < partSize) return;
-    return drain().catch(async (err) => {
-      await sink.abort(err);
-      throw toFerryError(err, `upload ${where}`);
-    });
+    let off: number;
+    try {
+      off = fill(chunk, 0);
+    } catch (err) {
+      return failWrite(err);
+    }
+    if (off >= chunk.length && !(cur && curLen === partSize)) return;
+    return drain(chunk, off).catch(failWrite);
   };
 
   const sink: S3MultipartSink = {
     bucket,
     key,
+    consumesSynchronously: true as const,
     get bytesWritten() {
       return bytesWritten;
     },
@@ -501,9 +577,13 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
       state = "closing";
       try {
         throwIfFailed();
-        if (partNumber === 0) {
+        if (partNumber === 0 && !(cur && curLen === partSize)) {
           // small object: one PutObject
-          const body = takePart(bufferedBytes);
+          const buf = cur;
+          const body = buf ? buf.subarray(0, curLen) : new Uint8Array(0);
+          // from here `buf` is the request's: back to the pool only after S3 accepted it
+          cur = undefined;
+          curLen = 0;
           const res = await withRetries(`PutObject ${where}`, () =>
             s3().send(
               maybeUnsigned(
@@ -512,9 +592,16 @@ export function s3MultipartSink(bucket: string, key: string, opts: MultipartSink
             ),
           );
           etag = res.ETag;
+          if (buf) partPool.release(buf);
         } else {
-          await drain();
-          if (bufferedBytes > 0) startPart(takePart(bufferedBytes));
+          await drain(new Uint8Array(0), 0);
+          if (cur && curLen > 0) {
+            const last = cur;
+            const len = curLen;
+            cur = undefined;
+            curLen = 0;
+            startPart(last, len);
+          }
           while (inflight.size > 0) await Promise.race(inflight);
           throwIfFailed();
           const id = await ensureUpload();
