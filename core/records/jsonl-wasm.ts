@@ -72,12 +72,17 @@ export interface WasmJsonlMapper extends FastJsonlMapper {
  * The WebAssembly mapper for these options with an arena of `arenaBytes` for the caller, or undefined when the
  * options rule the fast path out (as makeFastJsonlMapper) or WebAssembly is unavailable or fails to instantiate.
  */
-export function makeWasmJsonlMapper(opts: FastJsonlOptions, arenaBytes = 0): WasmJsonlMapper | undefined {
+export function makeWasmJsonlMapper(
+  opts: FastJsonlOptions,
+  arenaBytes = 0,
+  /** another build of the module (A/B benchmarks); default the committed one */
+  wasmBytes?: Uint8Array,
+): WasmJsonlMapper | undefined {
   const js = makeFastJsonlMapper(opts);
   const mod = scanModule();
   if (!js || !mod) return undefined;
   try {
-    return instantiate(mod, js, opts, arenaBytes);
+    return instantiate(wasmBytes ? new (wasmApi as WasmApi).Module(wasmBytes) : mod, js, opts, arenaBytes);
   } catch {
     return undefined;
   }

@@ -182,7 +182,7 @@ function escapeLength(i: i32): i32 {
 }
 
 /** a string at i (b[i] is '"'): its end, or -1; sets lastKind */
-function str(i: i32): i32 {
+@inline function str(i: i32): i32 {
   let esc = 0;
   i++;
   while (true) {
@@ -209,7 +209,7 @@ function signature(s: i32, len: i32): i32 {
 }
 
 /** a member name at i (b[i] is '"'): its end, or -1 (integer-like, __proto__, a duplicate, a bad escape) */
-function name(i: i32, nbase: i32): i32 {
+@inline function name(i: i32, nbase: i32): i32 {
   const s = i + 1;
   nameEsc = 0;
   i = s;
@@ -254,7 +254,7 @@ function name(i: i32, nbase: i32): i32 {
   return i + 1;
 }
 
-function digits(i: i32): i32 {
+@inline function digits(i: i32): i32 {
   while (i < e) {
     const c = u8at(i);
     if (c < 48 || c > 57) break;
@@ -263,7 +263,7 @@ function digits(i: i32): i32 {
   return i;
 }
 
-function num(i: i32): i32 {
+@inline function num(i: i32): i32 {
   const st = i;
   const neg = u8at(i) == 45;
   if (neg) i++;
@@ -470,7 +470,11 @@ export function map(start: i32, end: i32): i32 {
     if (i >= e || u8at(i) != 58) return 0;
     const vs = ws(i + 1);
     const g0 = ngaps;
-    i = value(vs, 1);
+    // strings and numbers (most members) without the call through value()
+    const c0 = vs < e ? u8at(vs) : 0;
+    if (c0 == 34) i = str(vs);
+    else if (c0 == 45 || (c0 >= 48 && c0 <= 57)) i = num(vs);
+    else i = value(vs, 1);
     if (i < 0) return 0;
     if (k >= 0) {
       const kind = lastKind;
