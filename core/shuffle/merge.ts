@@ -282,8 +282,10 @@ export function compareColumns(a: SegmentBatch, i: number, b: SegmentBatch, j: n
 
 /**
  * kWayMergeKeyed over SegmentBatch sources (run order: key, run, line; ties on all three go to the lower source
- * index): heap comparisons read the parsed prefixes hi/lo and fall back to compareColumns on a tie. No object per
- * record; yields MergedBatch of up to `outBatch` records (batches referenced stay valid: sources never reuse them).
+ * index): comparisons read the parsed prefixes hi/lo and fall back to compareColumns on a tie. A loser tree picks
+ * the next record: ceil(log2 k) comparisons per record, where a binary heap's sift-down takes up to twice as many
+ * (both pick the least head under the same strict total order, so the output is the same). No object per record;
+ * yields MergedBatch of up to `outBatch` records (batches referenced stay valid: sources never reuse them).
  */
 export async function* mergeSegmentColumns(
   sources: ReadonlyArray<AsyncIterable<SegmentBatch>>,
@@ -295,9 +297,13 @@ export async function* mergeSegmentColumns(
   const pos = new Int32Array(k);
   const hi = new Uint32Array(k);
   const lo = new Uint32Array(k);
-  const heap = new Int32Array(k);
-  let n = 0;
+  /** 1: the source is exhausted (it loses to every live one) */
+  const dead = new Uint8Array(k);
+  /** loser tree: tree[1..k-1] hold the loser of each match; source s is leaf k + s */
+  const tree = new Int32Array(Math.max(1, k));
   const less = (i: number, j: number): boolean => {
+    if (dead[i] !== 0) return false;
+    if (dead[j] !== 0) return true;
     const a = hi[i];
     const b = hi[j];
     if (a !== b) return a < b;
@@ -307,28 +313,17 @@ export async function* mergeSegmentColumns(
     const r = compareColumns(cur[i], pos[i], cur[j], pos[j]);
     return r < 0 || (r === 0 && i < j);
   };
-  const up = (x: number): void => {
-    const s = heap[x];
-    while (x > 0) {
-      const p = (x - 1) >> 1;
-      if (!less(s, heap[p])) break;
-      heap[x] = heap[p];
-      x = p;
+  /** winner of the subtree at `node`; stores the losers below it */
+  const build = (node: number): number => {
+    if (node >= k) return node - k;
+    const a = build(2 * node);
+    const b = build(2 * node + 1);
+    if (less(b, a)) {
+      tree[node] = a;
+      return b;
     }
-    heap[x] = s;
-  };
-  const down = (x: number): void => {
-    const s = heap[x];
-    for (;;) {
-      const l = 2 * x + 1;
-      if (l >= n) break;
-      let m = l;
-      if (l + 1 < n && less(heap[l + 1], heap[l])) m = l + 1;
-      if (!less(heap[m], s)) break;
-      heap[x] = heap[m];
-      x = m;
-    }
-    heap[x] = s;
+    tree[node] = b;
+    return a;
   };
   const refill = async (i: number): Promise<boolean> => {
     for (;;) {
@@ -345,19 +340,16 @@ export async function* mergeSegmentColumns(
     }
   };
   try {
+    if (k === 0) return;
     const ok = await Promise.all(iters.map((_, i) => refill(i)));
-    for (let i = 0; i < k; i++) {
-      if (!ok[i]) continue;
-      heap[n++] = i;
-      up(n - 1);
-    }
+    for (let i = 0; i < k; i++) if (!ok[i]) dead[i] = 1;
+    let w = build(1);
     let outB: SegmentBatch[] = new Array(outBatch);
     let outI = new Int32Array(outBatch);
     let o = 0;
-    while (n > 0) {
-      const i = heap[0];
-      const b = cur[i];
-      const p = pos[i];
+    while (dead[w] === 0) {
+      const b = cur[w];
+      const p = pos[w];
       outB[o] = b;
       outI[o++] = p;
       if (o === outBatch) {
@@ -367,19 +359,20 @@ export async function* mergeSegmentColumns(
         o = 0;
       }
       if (p + 1 < b.n) {
-        pos[i] = p + 1;
-        if (n > 1) {
-          hi[i] = b.hi[p + 1];
-          lo[i] = b.lo[p + 1];
-          down(0);
+        pos[w] = p + 1;
+        hi[w] = b.hi[p + 1];
+        lo[w] = b.lo[p + 1];
+      } else if (!(await refill(w))) dead[w] = 1;
+      // replay w's path: each match's loser stays, the winner moves up
+      let win = w;
+      for (let node = (k + w) >> 1; node >= 1; node >>= 1) {
+        const c = tree[node];
+        if (less(c, win)) {
+          tree[node] = win;
+          win = c;
         }
-        continue;
       }
-      if (await refill(i)) down(0);
-      else {
-        heap[0] = heap[--n];
-        if (n > 0) down(0);
-      }
+      w = win;
     }
     if (o > 0) yield { n: o, batch: outB, idx: outI };
   } finally {

@@ -24,11 +24,13 @@ export function chooseNumProbes(millibitsPerKey: number): number {
   return Math.floor((millibitsPerKey - 1) / 2000) - 1;
 }
 
-/** (u32 a * u32 b) >> 32, exact */
+const INV16 = 1 / 65536;
+
+/** (u32 a * u32 b) >> 32, exact (the 2^-16 scalings are multiplications: exact, like the divisions they replace) */
 function fastRange32(range: number, h: number): number {
   const hLo = h & 0xffff;
   const hHi = h >>> 16;
-  return Math.floor((hHi * range + Math.floor((hLo * range) / 65536)) / 65536);
+  return Math.floor((hHi * range + Math.floor(hLo * range * INV16)) * INV16);
 }
 
 const HASH_CHUNK = 1 << 16;

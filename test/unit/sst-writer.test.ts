@@ -201,7 +201,7 @@ function trickyEntries(n: number): Array<[Uint8Array, Uint8Array]> {
     return x % m;
   };
   const keys = new Map<string, Uint8Array>();
-  let prev = new Uint8Array(0);
+  let prev: Uint8Array = new Uint8Array(0);
   while (keys.size < n) {
     const kind = rnd(8);
     let kk: Uint8Array;
