@@ -124,29 +124,111 @@ async function bodyBytes(body: unknown, what: string): Promise<Uint8Array> {
   return b.transformToByteArray();
 }
 
+/** A Node stream body (what the SDK's Node handler returns), as opposed to a browser ReadableStream or a Blob. */
+function nodeBody(body: unknown): (Readable & AsyncIterable<Uint8Array>) | undefined {
+  const b = body as { pipe?: unknown; [Symbol.asyncIterator]?: unknown } | undefined;
+  return b && typeof b.pipe === "function" && typeof b[Symbol.asyncIterator] === "function"
+    ? (body as Readable & AsyncIterable<Uint8Array>)
+    : undefined;
+}
+
+/**
+ * Reads a response body of `expected` bytes into one new buffer (one copy per byte; the SDK's transformToByteArray
+ * collects the chunks and then concatenates them). Returns the bytes and how many the body really had: a short or
+ * long body gives `got !== expected` (and no bytes), which the caller reports.
+ */
+async function bodyExact(
+  body: unknown,
+  expected: number,
+  what: string,
+): Promise<{ bytes: Uint8Array | undefined; got: number }> {
+  const stream = nodeBody(body);
+  if (!stream) {
+    const bytes = await bodyBytes(body, what);
+    return { bytes: bytes.length === expected ? bytes : undefined, got: bytes.length };
+  }
+  // a plain Uint8Array over its own ArrayBuffer (what transformToByteArray returned): allocUnsafeSlow is never a
+  // slice of Buffer's shared pool, and every byte is overwritten before it is returned
+  const b = Buffer.allocUnsafeSlow(expected);
+  const out = new Uint8Array(b.buffer, b.byteOffset, expected);
+  let got = 0;
+  for await (const c of stream) {
+    if (got + c.length <= expected) out.set(c, got);
+    got += c.length;
+  }
+  return { bytes: got === expected ? out : undefined, got };
+}
+
+/**
+ * The body's chunks as they came off the socket (no copy: each is a view of memory nobody else writes), counted.
+ * Used by s3RangeReader's "network" pieces.
+ */
+async function bodyPieces(body: unknown, what: string): Promise<{ pieces: Uint8Array[]; got: number }> {
+  const stream = nodeBody(body);
+  if (!stream) {
+    const bytes = await bodyBytes(body, what);
+    return { pieces: bytes.length > 0 ? [bytes] : [], got: bytes.length };
+  }
+  const pieces: Uint8Array[] = [];
+  let got = 0;
+  for await (const c of stream) {
+    if (c.length === 0) continue;
+    // plain Uint8Array views (a Buffer's slice() would not copy)
+    pieces.push(c.constructor === Uint8Array ? c : new Uint8Array(c.buffer, c.byteOffset, c.length));
+    got += c.length;
+  }
+  return { pieces, got };
+}
+
+function checkRange(bucket: string, key: string, start: number, endExclusive: number): void {
+  if (!(Number.isInteger(start) && Number.isInteger(endExclusive)) || start < 0 || endExclusive < start) {
+    throw new ConfigError(`getRange ${s3Uri(bucket, key)}: bad range [${start}, ${endExclusive})`);
+  }
+}
+
+function rangeWhat(bucket: string, key: string, start: number, endExclusive: number): string {
+  return `GetObject ${s3Uri(bucket, key)} bytes=${start}-${endExclusive - 1}`;
+}
+
+function wrongLength(what: string, expected: number, actual: number): LimitError {
+  return new LimitError(
+    `${what}: got ${actual} bytes, expected ${expected} (is the range past the end of the object?)`,
+    { expected, actual },
+  );
+}
+
 /**
  * Bytes [start, endExclusive) of the object (an explicit range; s3rver's suffix ranges are broken). A range of zero
  * bytes returns an empty array without a request. Retries a connection dropped mid-body.
  */
 export async function getRange(bucket: string, key: string, start: number, endExclusive: number): Promise<Uint8Array> {
-  if (!(Number.isInteger(start) && Number.isInteger(endExclusive)) || start < 0 || endExclusive < start) {
-    throw new ConfigError(`getRange ${s3Uri(bucket, key)}: bad range [${start}, ${endExclusive})`);
-  }
+  checkRange(bucket, key, start, endExclusive);
   if (endExclusive === start) return new Uint8Array(0);
-  const what = `GetObject ${s3Uri(bucket, key)} bytes=${start}-${endExclusive - 1}`;
-  const bytes = await withRetries(what, async () => {
+  const what = rangeWhat(bucket, key, start, endExclusive);
+  const expected = endExclusive - start;
+  const { bytes, got } = await withRetries(what, async () => {
     const res = await s3().send(
       new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${endExclusive - 1}` }),
     );
-    return bodyBytes(res.Body, what);
+    return bodyExact(res.Body, expected, what);
   });
-  if (bytes.length !== endExclusive - start) {
-    throw new LimitError(
-      `${what}: got ${bytes.length} bytes, expected ${endExclusive - start} (is the range past the end of the object?)`,
-      { expected: endExclusive - start, actual: bytes.length },
-    );
-  }
+  if (!bytes) throw wrongLength(what, expected, got);
   return bytes;
+}
+
+/** getRange as the body's network chunks (no concatenation); same checks, errors and retries. */
+async function getRangePieces(bucket: string, key: string, start: number, endExclusive: number): Promise<Uint8Array[]> {
+  checkRange(bucket, key, start, endExclusive);
+  if (endExclusive === start) return [];
+  const what = rangeWhat(bucket, key, start, endExclusive);
+  const { pieces, got } = await withRetries(what, async () => {
+    const res = await s3().send(
+      new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${endExclusive - 1}` }),
+    );
+    return bodyPieces(res.Body, what);
+  });
+  if (got !== endExclusive - start) throw wrongLength(what, endExclusive - start, got);
+  return pieces;
 }
 
 /** The whole object. */
@@ -250,36 +332,42 @@ export async function putIfAbsent(
  * Bytes [start, endExclusive) of the object as a sequence of chunks of `chunkBytes` (the last may be shorter), each
  * fetched with its own explicit-range GET (retried on its own), with `prefetch` chunks requested ahead. Memory is
  * bounded by (1 + prefetch) × chunkBytes.
+ *
+ * `pieces: "network"` fetches the same windows the same way but yields each window as the pieces its body arrived in
+ * (≤ 64 KiB each, no copy into a window-sized buffer): for consumers whose cost does not grow with the number of
+ * pieces. Every piece is the consumer's to keep.
  */
 export async function* s3RangeReader(
   bucket: string,
   key: string,
   start: number,
   endExclusive: number,
-  opts: { chunkBytes?: number; prefetch?: number } = {},
+  opts: { chunkBytes?: number; prefetch?: number; pieces?: "window" | "network" } = {},
 ): AsyncGenerator<Uint8Array> {
   const chunk = opts.chunkBytes ?? 8 * MiB;
   const prefetch = Math.max(0, opts.prefetch ?? 1);
+  const network = opts.pieces === "network";
   if (!(chunk > 0)) throw new ConfigError(`s3RangeReader: chunkBytes must be > 0 (got ${chunk})`);
   if (start < 0 || endExclusive < start) {
     throw new ConfigError(`s3RangeReader ${s3Uri(bucket, key)}: bad range [${start}, ${endExclusive})`);
   }
-  const pending: Promise<Uint8Array>[] = [];
+  const pending: Promise<Uint8Array | Uint8Array[]>[] = [];
   let next = start;
   const issue = () => {
     const from = next;
     const to = Math.min(endExclusive, from + chunk);
     next = to;
-    const p = getRange(bucket, key, from, to);
+    const p = network ? getRangePieces(bucket, key, from, to) : getRange(bucket, key, from, to);
     p.catch(() => {}); // surfaced when awaited; avoid unhandled rejections if the consumer stops early
     pending.push(p);
   };
   try {
     while (pending.length <= prefetch && next < endExclusive) issue();
     while (pending.length > 0) {
-      const bytes = await pending.shift()!;
+      const got = await pending.shift()!;
       while (pending.length <= prefetch && next < endExclusive) issue();
-      yield bytes;
+      if (Array.isArray(got)) yield* got;
+      else yield got;
     }
   } finally {
     pending.length = 0;

@@ -83,8 +83,12 @@ export function fileObject(path: string): ObjectReader {
 /**
  * Opens an S3 object for ranged reads (HEAD when size is unknown). stream() issues one GET per `windowBytes` window
  * with one window prefetched: memory per open stream ≈ 2 × windowBytes, and stopping early wastes at most that.
+ * `pieces` (see s3RangeReader): "window" (default) yields each window as one buffer; "network" yields the pieces the
+ * bodies arrived in (≤ 64 KiB, no copy into a window buffer) — cheaper on the S3 side, for consumers that do not
+ * pay per piece.
  */
-export function s3Opener(windowBytes = 8 * 1024 * 1024): OpenObject {
+export function s3Opener(windowBytes = 8 * 1024 * 1024, opts: { pieces?: "window" | "network" } = {}): OpenObject {
+  const pieces = opts.pieces ?? "window";
   return async (bucket, key, size) => {
     const url = s3Url(bucket, key);
     const objSize = size ?? (await headSize(bucket, key));
@@ -94,7 +98,7 @@ export function s3Opener(windowBytes = 8 * 1024 * 1024): OpenObject {
       async *stream(start: number, end: number) {
         const e = Math.min(end, objSize);
         if (e <= start) return;
-        yield* s3RangeReader(bucket, key, start, e, { chunkBytes: windowBytes, prefetch: 1 });
+        yield* s3RangeReader(bucket, key, start, e, { chunkBytes: windowBytes, prefetch: 1, pieces });
       },
       async read(start: number, end: number) {
         const e = Math.min(end, objSize);
