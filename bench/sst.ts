@@ -9,7 +9,8 @@
  * RSS: peak RSS of the ferry writer for files of the given sizes (GB), to show it does not grow with file size.
  *
  * Compression is PARALLEL by default: ferry seals data blocks on a worker thread (core/sst/compress-pool.ts) while
- * the writer thread builds the next ones; rocksdb::SstFileWriter here compresses on its one thread
+ * the writer thread builds the next ones (the writer's default: compressed codecs only; "none" seals on the writer's
+ * thread, which measured cheaper); rocksdb::SstFileWriter here compresses on its one thread
  * (CompressionOptions::parallel_threads = 1, the default). `--serial` runs ferry on one thread too. Both views are
  * reported: wall-clock keys/s (ratio) and process CPU seconds (user + sys, all threads: cpuRatio, µs per key).
  */
@@ -61,7 +62,12 @@ async function ferryWrite(
   for (let i = 0; i < POOL_VALUES; i++) values.push(pool.subarray(i * VALUE_LEN, i * VALUE_LEN + VALUE_LEN));
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const w = new SstWriter(fileSink(out), { compression: codec, bloomBitsPerKey: bloomBits, parallelCompression });
+  // parallel: the writer's default (a worker for compressed codecs; "none" seals on the writer's thread)
+  const w = new SstWriter(fileSink(out), {
+    compression: codec,
+    bloomBitsPerKey: bloomBits,
+    ...(parallelCompression ? {} : { parallelCompression: false }),
+  });
   let vi = 0;
   for (let i = 0; i < n; i++) {
     const p = w.add(key, values[vi]);
