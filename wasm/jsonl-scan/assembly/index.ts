@@ -8,6 +8,9 @@
 // passes to setup(). Positions are absolute addresses as i32; results are relative to `base` (the arena's start).
 // String bodies are scanned 16 bytes at a time (SIMD); reads may run up to 15 bytes past the line's end, so the
 // JS side keeps at least 16 readable bytes after every line it passes.
+//
+// Loops are `while (true)`, never `for (;;)`: asc 0.28.20 compiled some `for (;;)` loops here with an `unreachable`
+// after them (a trap at run time, or "must return a value" at compile time).
 
 
 /** JSON.stringify form check of a number token memory[p, p + n) (String(Number(tok)) === tok), done in JS */
