@@ -62,6 +62,54 @@ describe("run objects", () => {
     });
   }
 
+  it("page 0 from a supplier (arena option): sized once with the input stage, same bytes as a plain array", async () => {
+    const runs: string[] = [];
+    for (const supplied of [false, true]) {
+      const asked: number[] = [];
+      const w = new RunWriter({
+        bucketCount: 2,
+        meta: { chunkId: "c1", chunkIndex: 1, source: "s", unit: "line" },
+        memoryBytes: 4096,
+        inputStageBytes: 3000,
+        ...(supplied
+          ? {
+              arena: (bytes: number) => {
+                asked.push(bytes);
+                return new Uint8Array(bytes + 100);
+              },
+            }
+          : {}),
+      });
+      const stage = w.inputStage(3000);
+      if (supplied) {
+        expect(asked).toEqual([4096 + (1 << 20) + 3000]);
+        expect(stage.buf.length).toBe(asked[0] + 100);
+        // larger than the array: a supplied page 0 is never replaced
+        expect(() => w.inputStage(3101)).toThrow(RangeError);
+      }
+      // records from ranges of the stage (moved with copyWithin) and from another array, past the arena (own pages)
+      const text = enc.encode('{"id":"k1","v":1}{"id":"k0","v":2}');
+      stage.buf.set(text, stage.start);
+      const segs = Int32Array.of(stage.start, stage.start + 17);
+      for (let i = 0; i < 400; i++) {
+        w.addRanges(i % 2, stage.buf, stage.start + 7, stage.start + 9, stage.buf, segs, 1, 17, i + 1);
+        w.addRanges(i % 2, text, 24, 26, text, Int32Array.of(17, 34), 1, 17, i + 1);
+      }
+      const store = new Map<string, Uint8Array>();
+      await w.finish(await memorySinks(store)("d", "r"));
+      runs.push(Buffer.from(store.get("d/r") as Uint8Array).toString("hex"));
+    }
+    expect(runs[1]).toBe(runs[0]);
+    expect(
+      () =>
+        new RunWriter({
+          bucketCount: 1,
+          meta: { chunkId: "c", chunkIndex: 0, source: "s", unit: "line" },
+          arena: (bytes) => new Uint8Array(bytes - 1),
+        }),
+    ).toThrow(RangeError);
+  });
+
   it("a flipped byte is detected (checksum)", async () => {
     const store = new Map<string, Uint8Array>();
     const w = new RunWriter({ bucketCount: 1, meta: { chunkId: "c0", chunkIndex: 0, source: "s", unit: "line" } });
