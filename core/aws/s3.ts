@@ -473,7 +473,8 @@ export interface S3MultipartSink extends ByteSink {
  * A ByteSink that streams into s3://bucket/key. write() copies the chunk into part buffers (one copy per byte);
  * when it returns without a promise it is done with the chunk, so the caller may reuse it (`consumesSynchronously`).
  * A full part starts uploading when one of `concurrency` upload slots is free, else write() returns a promise
- * (back-pressure) that resolves once the part has started and the rest of the chunk is copied. close() uploads the rest and completes the upload (an object smaller
+ * (back-pressure) that resolves once the part has started and the rest of the chunk is copied (so once it resolves,
+ * the sink is done with the chunk too). close() uploads the rest and completes the upload (an object smaller
  * than one part goes up as one PutObject); abort() — or any failure — aborts the multipart upload so no partial object
  * appears. Memory is bounded by about (concurrency + 1) × partSize; an open sink holds one part buffer. Part buffers
  * come from a small process-wide pool (partPool) and go back to it after their upload succeeded.
