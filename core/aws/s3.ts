@@ -394,7 +394,7 @@ export interface ByteSink {
  */
 const POOL_MAX_BYTES = 48 * MiB;
 const POOL_IDLE_MS = 30_000;
-export const partPool = {
+const partPool = {
   free: new Map<number, Buffer[]>(),
   bytes: 0,
   timer: undefined as NodeJS.Timeout | undefined,
