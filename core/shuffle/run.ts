@@ -483,9 +483,10 @@ function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: nu
 }
 
 /**
- * Coalesces writes into pieces of up to OUT_BYTES for the sink (which owns what it is handed: each piece is a copy
- * of the staging area arena[stage, stage + OUT_BYTES)) and checksums segments: between beginSegment() and
- * endSegment() every byte goes into the CRC, computed per piece, not per record.
+ * Coalesces writes into pieces of up to OUT_BYTES for the sink (a view of the staging area arena[stage, stage +
+ * OUT_BYTES) when the sink consumes synchronously — the S3 multipart sink copies it into a part buffer — else a copy
+ * the sink may keep) and checksums segments: between beginSegment() and endSegment() every byte goes into the CRC,
+ * computed per piece, not per record.
  */
 class SegmentOut {
   o = 0;
@@ -545,7 +546,9 @@ class SegmentOut {
       this.mark = 0;
     }
     if (this.o === 0) return;
-    const chunk = this.buf.slice(0, this.o);
+    // a sink that is done with a chunk when write() returns (or its promise resolves) gets a view of the staging
+    // area, which is only written again after that; any other sink keeps what it is handed, so it gets a copy
+    const chunk = this.sink.consumesSynchronously ? this.buf.subarray(0, this.o) : this.buf.slice(0, this.o);
     this.o = 0;
     const p = this.sink.write(chunk);
     if (p) await p;
