@@ -64,11 +64,13 @@ export const PIPELINE = {
   /** Build/merge: bytes per ranged GET when streaming a run segment (2 windows in memory per merged run); minimum */
   segmentReadBytes: 1 * MiB,
   /**
-   * Build: memory for the segment read windows of one merge (windows grow past segmentReadBytes while runs are few).
-   * Measured: 8 MiB windows (128 MiB) saved ~20% of the S3 emulator's CPU but none of ferry's, and cost ~500 MB of
-   * RSS with 8 builds in one process; 32 MiB gives 2 MiB windows for up to 8 runs
+   * Build: memory for the segment read windows of one merge (windows grow past segmentReadBytes while runs are few;
+   * 128 MiB = 8 MiB windows for up to 8 runs, 1 MiB from 64 runs on). Measured (session 3, one 125 MB bucket from 8
+   * runs on the local stack, A/B interleaved): 8 MiB windows took 10-15% less of Build's CPU than 2 or 4 MiB
+   * windows (fewer GETs at ~2-3 ms of SDK CPU each, fewer and larger parse batches). One Build per Lambda (3008 MB)
+   * holds at most this much in windows; the local runner's 8 builds in one process hold 8x.
    */
-  buildReadBudgetBytes: 32 * MiB,
+  buildReadBudgetBytes: 128 * MiB,
   /**
    * input bytes Plan reads per sampled chunk (spread over a few windows of byte-range chunks). 256 KiB of ~100-byte
    * records is ~2,500 records for the 1,000 keys kept; Plan parses all of it in one Lambda, so at the sampleMaxChunks
