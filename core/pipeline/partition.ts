@@ -7,7 +7,7 @@ import { PIPELINE } from "../limits.js";
 import { stagingPrefix } from "../manifest/schema.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
 import type { FastJsonlMapper } from "../records/jsonl-fast.js";
-import { makeJsonlMapper, type WasmJsonlMapper } from "../records/jsonl-wasm.js";
+import { APPEND_NO_FIT, makeJsonlMapper, type WasmJsonlMapper } from "../records/jsonl-wasm.js";
 import { chunkIndex, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
 import type { OpenObject } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
@@ -74,7 +74,7 @@ export async function partitionChunk(
       ? {
           inputStageBytes: PIPELINE.maxRecordBytes + STAGE_EXTRA_BYTES,
           arena: (bytes: number) => {
-            const m = makeJsonlMapper(req, bytes);
+            const m = makeJsonlMapper(req, bytes, { buckets: plan.buckets, shards: req.shards });
             made.mapper = m;
             return m && "arena" in m ? m.arena : new Uint8Array(bytes);
           },
@@ -87,6 +87,11 @@ export async function partitionChunk(
     // JSONL: lines mapped from their bytes (core/records/jsonl-fast.ts); a line the fast path is not certain about
     // goes the straightforward way (JSON.parse, mapper), which gives the same bytes or names the bad record
     const routeRange = makeRangeRouter(plan.buckets, req.shards);
+    // WebAssembly: map, route and append the record into the arena in one call (mapAppend); JS then records the
+    // columns (pushWritten). A record that does not fit in page 0 goes through addRanges (new page, as before).
+    const fused = "mapAppend" in fast ? fast : undefined;
+    const mapAppend = fused?.mapAppend;
+    const appended = fused?.appended;
     let where: { source: string; chunkStart?: number } = { source };
     await forEachJsonlLine(
       chunk,
@@ -96,7 +101,33 @@ export async function partitionChunk(
         where = w;
       },
       (buf, s, e, line) => {
-        if (fast.map(buf, s, e)) {
+        let declined = false;
+        if (mapAppend && appended && buf === fused.arena && line < 0x80000000) {
+          const pos = writer.appendPos;
+          if (pos >= 0) {
+            const b = mapAppend(s, e, line, pos, writer.appendLimit);
+            if (b >= 0) {
+              writer.pushWritten(b, appended[0], appended[1], appended[2], appended[3], appended[4], appended[5]);
+              return;
+            }
+            if (b === APPEND_NO_FIT) {
+              writer.addRanges(
+                routeRange(fast.keySrc, fast.keyStart, fast.keyEnd),
+                fast.keySrc,
+                fast.keyStart,
+                fast.keyEnd,
+                fast.valSrc,
+                fast.segs,
+                fast.nsegs,
+                fast.valueLen,
+                line,
+              );
+              return;
+            }
+            declined = true;
+          }
+        }
+        if (!declined && fast.map(buf, s, e)) {
           const b = routeRange(fast.keySrc, fast.keyStart, fast.keyEnd);
           writer.addRanges(
             b,

@@ -41,7 +41,19 @@ const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly
 interface ScanExports {
   setup(cfg: number): void;
   map(start: number, end: number): number;
+  route(start: number, end: number): number;
+  mapAppend(start: number, end: number, line: number, pos: number, limit: number): number;
 }
+
+/** the plan's buckets as routing needs them (core/pipeline/sample.ts makeRangeRouter) */
+export interface WasmRoutes {
+  buckets: ReadonlyArray<{ shard: number; index: number; lowerKey: string }>;
+  shards: number;
+}
+
+/** mapAppend's codes besides a bucket: the line declines (JSON.parse path), the record does not fit (addRanges) */
+export const APPEND_DECLINED = -1;
+export const APPEND_NO_FIT = -2;
 
 let compiled: WasmModule | null | undefined;
 
@@ -66,6 +78,17 @@ export function jsonlWasmEnabled(): boolean {
 export interface WasmJsonlMapper extends FastJsonlMapper {
   /** the array over the module's memory whose first `arenaBytes` bytes are the caller's (the RunWriter's page 0) */
   readonly arena: Uint8Array;
+  /**
+   * With routes only. Maps arena[start, end) and, when accepted, routes the key and writes the record as RunWriter
+   * encodes it (varint keyLen | key | varint valueLen | value | varint line) at arena[pos, limit); returns the
+   * bucket, with `appended` = [record length, key start, key length, sort prefix hi, lo, length class]. Returns
+   * APPEND_DECLINED when the line declines (nothing written), APPEND_NO_FIT when the record does not fit (nothing
+   * written; the mapper's key/value ranges are set as after map()). `line` must be < 2^31.
+   */
+  mapAppend?: (start: number, end: number, line: number, pos: number, limit: number) => number;
+  appended?: Uint32Array;
+  /** With routes only: the bucket of key[start, end), as makeRangeRouter (tests). */
+  route?: (key: Uint8Array, start: number, end: number) => number;
 }
 
 /**
@@ -77,12 +100,14 @@ export function makeWasmJsonlMapper(
   arenaBytes = 0,
   /** another build of the module (A/B benchmarks); default the committed one */
   wasmBytes?: Uint8Array,
+  /** the plan's buckets: gives mapAppend and route */
+  routes?: WasmRoutes,
 ): WasmJsonlMapper | undefined {
   const js = makeFastJsonlMapper(opts);
   const mod = scanModule();
   if (!js || !mod) return undefined;
   try {
-    return instantiate(wasmBytes ? new (wasmApi as WasmApi).Module(wasmBytes) : mod, js, opts, arenaBytes);
+    return instantiate(wasmBytes ? new (wasmApi as WasmApi).Module(wasmBytes) : mod, js, opts, arenaBytes, routes);
   } catch {
     return undefined;
   }
@@ -92,8 +117,15 @@ export function makeWasmJsonlMapper(
  * The mapper Partition uses: WebAssembly (with an arena of `arenaBytes`) unless FERRY_JSONL_WASM=0 or it is
  * unavailable, else the JS one; undefined when the options rule the fast path out.
  */
-export function makeJsonlMapper(opts: FastJsonlOptions, arenaBytes = 0): FastJsonlMapper | WasmJsonlMapper | undefined {
-  return (jsonlWasmEnabled() ? makeWasmJsonlMapper(opts, arenaBytes) : undefined) ?? makeFastJsonlMapper(opts);
+export function makeJsonlMapper(
+  opts: FastJsonlOptions,
+  arenaBytes = 0,
+  routes?: WasmRoutes,
+): FastJsonlMapper | WasmJsonlMapper | undefined {
+  return (
+    (jsonlWasmEnabled() ? makeWasmJsonlMapper(opts, arenaBytes, undefined, routes) : undefined) ??
+    makeFastJsonlMapper(opts)
+  );
 }
 
 function instantiate(
@@ -101,6 +133,7 @@ function instantiate(
   js: FastJsonlMapper,
   opts: FastJsonlOptions,
   arenaBytes: number,
+  routes?: WasmRoutes,
 ): WasmJsonlMapper {
   const utf8 = (s: string) => Buffer.from(s, "utf8");
   const mode = opts.valueRaw !== undefined ? 2 : opts.value ? 1 : 0;
@@ -134,6 +167,17 @@ function instantiate(
   const keyE = take(nk * 4);
   const valS = take(Math.max(nv, 1) * 4);
   const valE = take(Math.max(nv, 1) * 4);
+  // routing table: per shard [first entry, count], per bucket [lower key address, length, index], the lower keys;
+  // buckets in makeRangeRouter's order (shard, then lowerKey)
+  const shards = routes?.shards ?? 0;
+  const sorted = [...(routes?.buckets ?? [])].sort(
+    (a, b) => a.shard - b.shard || (a.lowerKey < b.lowerKey ? -1 : a.lowerKey > b.lowerKey ? 1 : 0),
+  );
+  const lowers = sorted.map((b) => Buffer.from(b.lowerKey, "hex"));
+  const rtShard = take(Math.max(shards, 1) * 8);
+  const rtEnt = take(Math.max(sorted.length, 1) * 12);
+  const rtKeys = take(lowers.reduce((n, b) => n + b.length, 0) + 8);
+  const app = take(6 * 4);
   const base = (at + 63) & ~63;
   const lineCopy = arenaBytes + PAD;
   const scratch = lineCopy + JSONL_WASM.lineCopyBytes + PAD;
@@ -186,9 +230,29 @@ function instantiate(
       valE,
       base + scratch,
       JSONL_WASM.scratchBytes,
+      shards,
+      rtShard,
+      rtEnt,
+      app,
     ],
     c,
   );
+  if (routes) {
+    const firsts = new Int32Array(2 * shards);
+    let kb = rtKeys;
+    sorted.forEach((b, i) => {
+      if (!(b.shard >= 0 && b.shard < shards)) throw new RangeError(`bucket shard ${b.shard} of ${shards} shards`);
+      if (firsts[2 * b.shard + 1]++ === 0) firsts[2 * b.shard] = i;
+      const w = (rtEnt >> 2) + 3 * i;
+      mem.set(lowers[i], kb);
+      words[w] = kb;
+      words[w + 1] = lowers[i].length;
+      words[w + 2] = b.index;
+      kb += lowers[i].length;
+    });
+    for (let s = 0; s < shards; s++) if (firsts[2 * s + 1] === 0) throw new RangeError(`no bucket for shard ${s}`);
+    words.set(firsts, rtShard >> 2);
+  }
   ex.setup(cfg);
 
   const arena = new Uint8Array(memory.buffer, base, total - base);
@@ -196,6 +260,8 @@ function instantiate(
   const segView = new Int32Array(memory.buffer, segs, 2 * (gapsCap + 1));
   const scan = ex.map;
   const maxCopy = JSONL_WASM.lineCopyBytes;
+  const appended = new Uint32Array(memory.buffer, app, 6);
+  const mapAppend = ex.mapAppend;
   const m: WasmJsonlMapper = {
     arena,
     keySrc: arena,
@@ -235,5 +301,28 @@ function instantiate(
       return true;
     },
   };
+  if (routes) {
+    m.mapAppend = (start: number, end: number, line: number, pos: number, limit: number): number => {
+      const r = mapAppend(base + start, base + end, line, pos, limit);
+      if (r === APPEND_NO_FIT) {
+        if (m.keySrc !== arena) {
+          m.keySrc = m.valSrc = arena;
+          m.segs = segView;
+        }
+        m.keyStart = out[0];
+        m.keyEnd = out[1];
+        m.nsegs = out[2];
+        m.valueLen = out[3];
+      }
+      return r;
+    };
+    m.appended = appended;
+    m.route = (key: Uint8Array, start: number, end: number): number => {
+      const n = end - start;
+      if (n > maxCopy) throw new RangeError("route: key longer than the line copy region");
+      arena.set(key.subarray(start, end), lineCopy);
+      return ex.route(base + lineCopy, base + lineCopy + n);
+    };
+  }
   return m;
 }

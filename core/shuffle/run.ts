@@ -248,6 +248,40 @@ export class RunWriter {
     this.push(b, start, need, kStart, kl);
   }
 
+  /**
+   * Where a record may be written in place (mapAppend, core/records/jsonl-wasm.ts): at arena[appendPos, appendLimit)
+   * of page 0; -1 when the current page is not page 0 (then add()/addRanges()). Follow with pushWritten().
+   */
+  get appendPos(): number {
+    return this.cur === this.pages[0] ? this.pos : -1;
+  }
+
+  get appendLimit(): number {
+    return this.limit;
+  }
+
+  /**
+   * Accounts a record of `len` bytes already written in its encoded form at page 0's appendPos (within
+   * appendLimit), key at [keyStart, keyStart + keyLen), with its sort prefix (as sort.ts keyPrefix): the same state
+   * as addRanges() would leave.
+   */
+  pushWritten(b: number, len: number, keyStart: number, keyLen: number, hi: number, lo: number, lc: number): void {
+    const start = this.pos;
+    this.pos = start + len;
+    if (this.n === this.cap) this.grow();
+    const i = this.n++;
+    this.rPage[i] = this.pages.length - 1;
+    this.rStart[i] = start;
+    this.rLen[i] = len;
+    this.rKeyStart[i] = keyStart;
+    this.rKeyLen[i] = keyLen;
+    this.rBucket[i] = b;
+    this.rHi[i] = hi;
+    this.rLo[i] = lo;
+    this.rLc[i] = lc;
+    this.account(b, len);
+  }
+
   get recordCount(): number {
     return this.records;
   }
@@ -288,6 +322,10 @@ export class RunWriter {
     this.rKeyLen[i] = keyLen;
     this.rBucket[i] = b;
     keyPrefix(this.cur, keyStart, keyStart + keyLen, this.rHi, this.rLo, this.rLc, i);
+    this.account(b, len);
+  }
+
+  private account(b: number, len: number): void {
     this.records++;
     this.counts[b]++;
     this.lengths[b] += len;

@@ -64,7 +64,15 @@ function request(over: Partial<LoadRequest>): LoadRequest {
   };
 }
 
-async function runBoth(text: string, req: LoadRequest, chunkBytes: number, piece: number, gzip = false) {
+async function runBoth(
+  text: string,
+  req: LoadRequest,
+  chunkBytes: number,
+  piece: number,
+  gzip = false,
+  /** split points (sampled keys: chooseBuckets cuts every 2 of them) and the writer's memory budget (spills) */
+  more: { splitKeys?: Uint8Array[]; memoryBytes?: number } = {},
+) {
   const data = new Map<string, Uint8Array>([
     [gzip ? "in/a.jsonl.gz" : "in/a.jsonl", gzip ? gzipSync(text) : Buffer.from(text)],
   ]);
@@ -80,7 +88,14 @@ async function runBoth(text: string, req: LoadRequest, chunkBytes: number, piece
     dataBucket: "d",
     createdAt: "t",
     chunks: chunks.length,
-    buckets: chooseBuckets([], 0, req.shards, 1),
+    buckets: more.splitKeys
+      ? chooseBuckets(
+          more.splitKeys.map((key) => ({ key, bytes: 1 })),
+          more.splitKeys.length,
+          req.shards,
+          2,
+        )
+      : chooseBuckets([], 0, req.shards, 1),
     inputBytes: 0,
   };
   const results = [];
@@ -97,7 +112,15 @@ async function runBoth(text: string, req: LoadRequest, chunkBytes: number, piece
     try {
       for (const chunk of chunks) {
         try {
-          const r = await partitionChunk({ plan, chunk, dataBucket: "d", open, openSink: memorySinks(out), fastPath });
+          const r = await partitionChunk({
+            plan,
+            chunk,
+            dataBucket: "d",
+            open,
+            openSink: memorySinks(out),
+            fastPath,
+            memoryBytes: more.memoryBytes,
+          });
           res.push({ ...r, run: Buffer.from(out.get(`d/${r.runKey}`) as Uint8Array).toString("base64") });
         } catch (e) {
           res.push({ error: (e as Error).message, name: (e as Error).name });
@@ -132,6 +155,38 @@ describe("partition: JSONL fast path = JSON.parse path", () => {
             const text = lines.join(nl) + (finalNewline ? nl : "");
             if (text.length === 0) return;
             const [wasm, fast, slow] = await runBoth(text, req, chunkBytes, piece);
+            expect(wasm).toEqual(slow);
+            expect(fast).toEqual(slow);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+  }
+
+  // WebAssembly maps, routes and appends in one call (mapAppend): bucket ranges within shards, spills, records that
+  // do not fit in the arena's rest (a page of their own), lines that decline in between
+  const big = fc
+    .tuple(fc.string({ minLength: 1, maxLength: 4 }), fc.integer({ min: 100, max: 3000 }), fc.boolean())
+    .map(([id, n, esc]) => JSON.stringify({ id, big: (esc ? "\n" : "y").repeat(n) }));
+  for (const req of [request({}), request({ key: ["id", "n"], value: ["s", "n"] }), request({ valueRaw: "s" })]) {
+    it(`same runs with bucket ranges, spills and big records (${JSON.stringify({ key: req.key, value: req.value, valueRaw: req.valueRaw })}) (property)`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.oneof({ weight: 5, arbitrary: line }, { weight: 1, arbitrary: big }), { maxLength: 60 }),
+          fc.constantFrom("\n", "\r\n"),
+          fc.array(
+            fc.oneof(
+              fc.string({ minLength: 1, maxLength: 4 }).map((k) => Buffer.from(k)),
+              fc.uint8Array({ minLength: 1, maxLength: 4 }),
+            ),
+            { maxLength: 30 },
+          ),
+          fc.constantFrom(undefined, 1, 300, 5000),
+          fc.integer({ min: 7, max: 300 }),
+          async (lines, nl, splitKeys, memoryBytes, piece) => {
+            const text = lines.join(nl) + nl;
+            const [wasm, fast, slow] = await runBoth(text, req, 1 << 20, piece, false, { splitKeys, memoryBytes });
             expect(wasm).toEqual(slow);
             expect(fast).toEqual(slow);
           },

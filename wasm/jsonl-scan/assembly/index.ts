@@ -52,6 +52,12 @@ let valS: i32 = 0;
 let valE: i32 = 0;
 let scratch: i32 = 0;
 let scratchSize: i32 = 0;
+/** routing (mapAppend): shard count; per shard [first entry, entry count]; entries [lower key address, length, bucket] */
+let rtShards: i32 = 0;
+let rtShard: i32 = 0;
+let rtEnt: i32 = 0;
+/** mapAppend's results: record length, key start (relative to base), key length, sort prefix hi, lo, length class */
+let app: i32 = 0;
 
 // ---- per line ----
 let e: i32 = 0;
@@ -97,6 +103,10 @@ export function setup(cfg: i32): void {
   valE = geti(cfg, 18);
   scratch = geti(cfg, 19);
   scratchSize = geti(cfg, 20);
+  rtShards = geti(cfg, 21);
+  rtShard = geti(cfg, 22);
+  rtEnt = geti(cfg, 23);
+  app = geti(cfg, 24);
   for (let k = 0; k < nk + nv; k++) {
     const c = cols + k * 20;
     seti(c, 2, signature(geti(c, 0), geti(c, 1)));
@@ -623,4 +633,170 @@ export function map(start: i32, end: i32): i32 {
     seti(res, 3, o - o0);
   }
   return 1;
+}
+
+// ---- map + route + append (Partition) ----
+
+/** murmur3_x86_32 of [s, z) with seed 0, as core/shuffle/shard.ts murmur3_32Range */
+function murmur3(s: i32, z: i32): u32 {
+  const len = z - s;
+  const bend = s + ((len >>> 2) << 2);
+  let h: u32 = 0;
+  let o = s;
+  while (o < bend) {
+    let k = load<u32>(<usize>o);
+    k *= 0xcc9e2d51;
+    k = rotl<u32>(k, 15);
+    k *= 0x1b873593;
+    h ^= k;
+    h = rotl<u32>(h, 13);
+    h = h * 5 + 0xe6546b64;
+    o += 4;
+  }
+  const rem = len & 3;
+  if (rem > 0) {
+    let k1: u32 = 0;
+    if (rem == 3) k1 ^= (<u32>u8at(bend + 2)) << 16;
+    if (rem >= 2) k1 ^= (<u32>u8at(bend + 1)) << 8;
+    k1 ^= <u32>u8at(bend);
+    k1 *= 0xcc9e2d51;
+    k1 = rotl<u32>(k1, 15);
+    k1 *= 0x1b873593;
+    h ^= k1;
+  }
+  h ^= <u32>len;
+  h ^= h >>> 16;
+  h *= 0x85ebca6b;
+  h ^= h >>> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >>> 16;
+  return h;
+}
+
+/** bytewise order of [a, a + la) against [s, s + ls) (as Buffer.compare): < 0, 0, > 0 */
+function compareBytes(a: i32, la: i32, s: i32, ls: i32): i32 {
+  const n = la < ls ? la : ls;
+  let x = 0;
+  while (x + 8 <= n && load<u64>(<usize>(a + x)) == load<u64>(<usize>(s + x))) x += 8;
+  while (x < n) {
+    const d = u8at(a + x) - u8at(s + x);
+    if (d != 0) return d;
+    x++;
+  }
+  return la - ls;
+}
+
+/**
+ * The bucket of the key [s, z) (absolute addresses), as core/pipeline/sample.ts makeRangeRouter: shard = murmur3 mod
+ * shards, then the last of the shard's buckets whose lower bound is <= the key.
+ */
+export function route(s: i32, z: i32): i32 {
+  const sh = <i32>(murmur3(s, z) % <u32>rtShards);
+  const first = geti(rtShard, 2 * sh);
+  let lo = 0;
+  let hi = geti(rtShard, 2 * sh + 1) - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    const en = rtEnt + (first + mid) * 12;
+    if (compareBytes(geti(en, 0), geti(en, 1), s, z - s) <= 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return geti(rtEnt + (first + lo) * 12, 2);
+}
+
+@inline function varLen(n: i32): i32 {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+/** writes n (>= 0) as an unsigned LEB128 varint at p; returns the position after it */
+function putVarint(p: i32, n: i32): i32 {
+  let u = <u32>n;
+  while (u >= 0x80) {
+    store<u8>(<usize>p, (u & 0x7f) | 0x80);
+    u >>>= 7;
+    p++;
+  }
+  store<u8>(<usize>p, u);
+  return p + 1;
+}
+
+/** copies n bytes from s to d (d before s or the ranges apart) */
+@inline function copyBytes(d: i32, s: i32, n: i32): void {
+  if (n > 64) {
+    memory.copy(<usize>d, <usize>s, <usize>n);
+    return;
+  }
+  while (n >= 16) {
+    v128.store(<usize>d, v128.load(<usize>s));
+    d += 16;
+    s += 16;
+    n -= 16;
+  }
+  if (n >= 8) {
+    store<u64>(<usize>d, load<u64>(<usize>s));
+    d += 8;
+    s += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    store<u8>(<usize>d, load<u8>(<usize>s));
+    d++;
+    s++;
+    n--;
+  }
+}
+
+/**
+ * map() the line [start, end) (absolute addresses); when it is accepted, route the key and append the record as
+ * RunWriter encodes it (varint keyLen | key | varint valueLen | value | varint line) at [pos, limit) (relative to
+ * base). Returns the bucket (>= 0) with the record length, key start and length and the key's sort prefix (as
+ * core/shuffle/sort.ts keyPrefix) at `app`; -1: the line declines (take the straightforward path); -2: accepted but
+ * the record does not fit (map()'s results are at res and segs, nothing was written).
+ */
+export function mapAppend(start: i32, end: i32, line: i32, pos: i32, limit: i32): i32 {
+  if (map(start, end) == 0) return -1;
+  const ks = geti(res, 0) + base;
+  const ke = geti(res, 1) + base;
+  const kl = ke - ks;
+  const ns = geti(res, 2);
+  const vl = geti(res, 3);
+  const len = varLen(kl) + kl + varLen(vl) + vl + varLen(line);
+  if (len > limit - pos) return -2;
+  const b = route(ks, ke);
+  let p = putVarint(base + pos, kl);
+  const kStart = p;
+  copyBytes(p, ks, kl);
+  p = putVarint(p + kl, vl);
+  let j = 0;
+  while (j < ns) {
+    const a = geti(segs, 2 * j) + base;
+    const n = geti(segs, 2 * j + 1) + base - a;
+    copyBytes(p, a, n);
+    p += n;
+    j++;
+  }
+  putVarint(p, line);
+  seti(app, 0, len);
+  seti(app, 1, kStart - base);
+  seti(app, 2, kl);
+  // sort prefix: the first 8 key bytes big-endian (zero-padded), length class min(length, 8) or 9 past 8
+  if (kl >= 8) {
+    seti(app, 3, <i32>bswap<u32>(load<u32>(<usize>kStart)));
+    seti(app, 4, <i32>bswap<u32>(load<u32>(<usize>(kStart + 4))));
+    seti(app, 5, kl > 8 ? 9 : 8);
+  } else {
+    let h: u32 = 0;
+    let w: u32 = 0;
+    let x = 0;
+    while (x < kl) {
+      const c = <u32>u8at(kStart + x);
+      if (x < 4) h |= c << (24 - 8 * x);
+      else w |= c << (56 - 8 * x);
+      x++;
+    }
+    seti(app, 3, <i32>h);
+    seti(app, 4, <i32>w);
+    seti(app, 5, kl);
+  }
+  return b;
 }
