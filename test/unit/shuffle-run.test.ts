@@ -15,6 +15,8 @@ import {
   readSegment,
   shardOf,
 } from "../../core/shuffle/index.js";
+import { keyPrefix } from "../../core/shuffle/sort.js";
+import { varintLength, writeVarint } from "../../core/shuffle/varint.js";
 import { bufferSource, SstReader } from "../../core/sst/index.js";
 
 const enc = new TextEncoder();
@@ -108,6 +110,59 @@ describe("run objects", () => {
           arena: (bytes) => new Uint8Array(bytes - 1),
         }),
     ).toThrow(RangeError);
+  });
+
+  it("pushWritten (a record encoded in place at appendPos) leaves what addRanges would: same run bytes, spills too (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(3), fc.uint8Array({ minLength: 1, maxLength: 20 }), fc.nat(3000)), {
+          maxLength: 80,
+        }),
+        fc.constantFrom(1, 2000, 1 << 20),
+        async (recs, memoryBytes) => {
+          const runs: string[] = [];
+          for (const inPlace of [false, true]) {
+            const w = new RunWriter({
+              bucketCount: 4,
+              meta: { chunkId: "c1", chunkIndex: 1, source: "s", unit: "line" },
+              memoryBytes,
+              inputStageBytes: 8192,
+            });
+            const st = w.inputStage(8192);
+            const hi = new Uint32Array(1);
+            const lo = new Uint32Array(1);
+            const lc = new Uint8Array(1);
+            let line = 0;
+            for (const [b, key, vl] of recs) {
+              line += 1 + (vl % 300) * 7;
+              // key then value in the input stage
+              st.buf.set(key, st.start);
+              st.buf.fill(vl & 255, st.start + key.length, st.start + key.length + vl);
+              const ks = st.start;
+              const ke = ks + key.length;
+              const segs = Int32Array.of(ke, ke + (vl >> 1), ke + (vl >> 1), ke + vl);
+              const need = varintLength(key.length) + key.length + varintLength(vl) + vl + varintLength(line);
+              const pos = w.appendPos;
+              if (inPlace && pos >= 0 && pos + need <= w.appendLimit) {
+                let p = writeVarint(st.buf, pos, key.length);
+                const kStart = p;
+                st.buf.copyWithin(p, ks, ke);
+                p = writeVarint(st.buf, p + key.length, vl);
+                st.buf.copyWithin(p, ke, ke + vl);
+                writeVarint(st.buf, p + vl, line);
+                keyPrefix(st.buf, kStart, kStart + key.length, hi, lo, lc, 0);
+                w.pushWritten(b, need, kStart, key.length, hi[0], lo[0], lc[0]);
+              } else w.addRanges(b, st.buf, ks, ke, st.buf, segs, 2, vl, line);
+            }
+            const store = new Map<string, Uint8Array>();
+            await w.finish(await memorySinks(store)("d", "r"));
+            runs.push(Buffer.from(store.get("d/r") as Uint8Array).toString("hex"));
+          }
+          expect(runs[1]).toBe(runs[0]);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it("a flipped byte is detected (checksum)", async () => {
