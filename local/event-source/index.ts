@@ -283,9 +283,16 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
   let deleting = 0;
   /** invocations still running (a timed-out handler keeps its slot until it really settles) */
   const running = new Set<Promise<unknown>>();
+  /** what each poller is doing and since when: drained()'s error shows a poller stuck in one step */
+  const steps = Array.from({ length: concurrency }, () => ({ step: "start", since: Date.now() }));
+  const at = (p: number, step: string) => {
+    steps[p].step = step;
+    steps[p].since = Date.now();
+  };
 
-  const receive = async (max: number, waitSec: number): Promise<Message[]> => {
+  const receive = async (p: number, max: number, waitSec: number): Promise<Message[]> => {
     try {
+      at(p, `receive (wait ${waitSec} s)`);
       s.receives++;
       const res = await sqs().send(
         new ReceiveMessageCommand({
@@ -312,14 +319,15 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
   };
 
   /** one batch: up to batchSize messages, within the batching window after the first one */
-  const gather = async (): Promise<Message[]> => {
+  const gather = async (p: number): Promise<Message[]> => {
     const batch: Message[] = [];
     let windowEnds = Number.POSITIVE_INFINITY;
     while (!stopping && batch.length < batchSize) {
       const left = windowEnds - Date.now();
       if (batch.length > 0 && left <= 0) break;
       const waitSec = batch.length === 0 ? waitSeconds : Math.min(waitSeconds, Math.max(0, Math.floor(left / 1000)));
-      const got = await receive(batchSize - batch.length, waitSec);
+      const got = await receive(p, batchSize - batch.length, waitSec);
+      at(p, "gather");
       for (const m of got) {
         held.add(m);
         batch.push(m);
@@ -445,16 +453,18 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
     }
   };
 
-  const poller = async () => {
+  const poller = async (p: number) => {
     while (!stopping) {
-      const batch = await gather();
+      const batch = await gather(p);
       if (batch.length === 0) continue;
       if (stopping) break; // held messages are released below
+      at(p, `invoke (${batch.length} records)`);
       await invoke(batch);
     }
+    at(p, "stopped");
   };
 
-  const pollers = Array.from({ length: concurrency }, () => poller());
+  const pollers = Array.from({ length: concurrency }, (_, p) => poller(p));
   const allDone = Promise.all(pollers);
 
   const release = async () => {
@@ -488,6 +498,7 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
     },
     async drained(o = {}) {
       const until = Date.now() + (o.timeoutMs ?? 60_000);
+      let queue = "not read (an invocation, held message or delete was outstanding)";
       for (;;) {
         if (running.size === 0 && held.size === 0 && s.inFlight === 0 && deleting === 0) {
           const res = await sqs().send(
@@ -501,6 +512,7 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
             }),
           );
           const a = res.Attributes ?? {};
+          queue = `visible ${a.ApproximateNumberOfMessages ?? 0}, not visible ${a.ApproximateNumberOfMessagesNotVisible ?? 0}, delayed ${a.ApproximateNumberOfMessagesDelayed ?? 0}`;
           const left =
             Number(a.ApproximateNumberOfMessages ?? 0) +
             Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
@@ -510,7 +522,7 @@ export function startEventSourceMapping(opts: EventSourceMappingOptions): EventS
         }
         if (Date.now() > until) {
           throw new TransientError(
-            `event source ${functionName}: queue ${queueUrl} not drained within ${o.timeoutMs ?? 60_000} ms (${JSON.stringify(s)})`,
+            `event source ${functionName}: queue ${queueUrl} not drained within ${o.timeoutMs ?? 60_000} ms (queue: ${queue}; running ${running.size}, held ${held.size}, deleting ${deleting}; pollers: ${steps.map((x) => `${x.step} for ${Date.now() - x.since} ms`).join(", ")}; ${JSON.stringify(s)})`,
           );
         }
         await sleep(50);
