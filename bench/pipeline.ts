@@ -48,7 +48,7 @@ function procCpuSec(pid: number): number {
 }
 
 /** Deterministic JSONL: ~128 bytes a record, unique keys (shuffled order). */
-async function generate(file: string, mb: number): Promise<{ records: number; bytes: number }> {
+export async function generate(file: string, mb: number): Promise<{ records: number; bytes: number }> {
   const target = mb * 1e6;
   const out = createWriteStream(file);
   let bytes = 0;

@@ -1,8 +1,8 @@
 /**
- * `npm run bench -- <name> [options]`: runs bench/<name>.ts (sst | pipeline | serving | events). Each benchmark
+ * `npm run bench -- <name> [options]`: runs bench/<name>.ts (sst | pipeline | stages | serving | events). Each benchmark
  * measures its own baseline in the same run and prints one JSON object as its last line.
  */
-const BENCHES = ["sst", "pipeline", "serving", "events"] as const;
+const BENCHES = ["sst", "pipeline", "stages", "serving", "events"] as const;
 
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !(BENCHES as readonly string[]).includes(name)) {
