@@ -92,6 +92,19 @@ export async function partitionChunk(
     const fused = "mapAppend" in fast ? fast : undefined;
     const mapAppend = fused?.mapAppend;
     const appended = fused?.appended;
+    /** the record the mapper's ranges describe (after map(), or mapAppend's no-fit), routed, into the writer */
+    const addMapped = (line: number) =>
+      writer.addRanges(
+        routeRange(fast.keySrc, fast.keyStart, fast.keyEnd),
+        fast.keySrc,
+        fast.keyStart,
+        fast.keyEnd,
+        fast.valSrc,
+        fast.segs,
+        fast.nsegs,
+        fast.valueLen,
+        line,
+      );
     let where: { source: string; chunkStart?: number } = { source };
     await forEachJsonlLine(
       chunk,
@@ -110,38 +123,12 @@ export async function partitionChunk(
               writer.pushWritten(b, appended[0], appended[1], appended[2], appended[3], appended[4], appended[5]);
               return;
             }
-            if (b === APPEND_NO_FIT) {
-              writer.addRanges(
-                routeRange(fast.keySrc, fast.keyStart, fast.keyEnd),
-                fast.keySrc,
-                fast.keyStart,
-                fast.keyEnd,
-                fast.valSrc,
-                fast.segs,
-                fast.nsegs,
-                fast.valueLen,
-                line,
-              );
-              return;
-            }
+            // no room left in the arena: the mapper's ranges are set, the writer finds the record a page
+            if (b === APPEND_NO_FIT) return addMapped(line);
             declined = true;
           }
         }
-        if (!declined && fast.map(buf, s, e)) {
-          const b = routeRange(fast.keySrc, fast.keyStart, fast.keyEnd);
-          writer.addRanges(
-            b,
-            fast.keySrc,
-            fast.keyStart,
-            fast.keyEnd,
-            fast.valSrc,
-            fast.segs,
-            fast.nsegs,
-            fast.valueLen,
-            line,
-          );
-          return;
-        }
+        if (!declined && fast.map(buf, s, e)) return addMapped(line);
         const rec = jsonlRecord(
           Buffer.from(buf.buffer, buf.byteOffset + s, e - s),
           where.source,

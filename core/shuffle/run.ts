@@ -268,14 +268,7 @@ export class RunWriter {
   pushWritten(b: number, len: number, keyStart: number, keyLen: number, hi: number, lo: number, lc: number): void {
     const start = this.pos;
     this.pos = start + len;
-    if (this.n === this.cap) this.grow();
-    const i = this.n++;
-    this.rPage[i] = this.pages.length - 1;
-    this.rStart[i] = start;
-    this.rLen[i] = len;
-    this.rKeyStart[i] = keyStart;
-    this.rKeyLen[i] = keyLen;
-    this.rBucket[i] = b;
+    const i = this.column(b, start, len, keyStart, keyLen);
     this.rHi[i] = hi;
     this.rLo[i] = lo;
     this.rLc[i] = lc;
@@ -313,6 +306,13 @@ export class RunWriter {
   }
 
   private push(b: number, start: number, len: number, keyStart: number, keyLen: number): void {
+    const i = this.column(b, start, len, keyStart, keyLen);
+    keyPrefix(this.cur, keyStart, keyStart + keyLen, this.rHi, this.rLo, this.rLc, i);
+    this.account(b, len);
+  }
+
+  /** a new record's columns (page, start, length, key, bucket); the caller sets its sort prefix */
+  private column(b: number, start: number, len: number, keyStart: number, keyLen: number): number {
     if (this.n === this.cap) this.grow();
     const i = this.n++;
     this.rPage[i] = this.pages.length - 1;
@@ -321,8 +321,7 @@ export class RunWriter {
     this.rKeyStart[i] = keyStart;
     this.rKeyLen[i] = keyLen;
     this.rBucket[i] = b;
-    keyPrefix(this.cur, keyStart, keyStart + keyLen, this.rHi, this.rLo, this.rLc, i);
-    this.account(b, len);
+    return i;
   }
 
   private account(b: number, len: number): void {
