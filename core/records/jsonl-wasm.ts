@@ -262,6 +262,17 @@ function instantiate(
   const maxCopy = JSONL_WASM.lineCopyBytes;
   const appended = new Uint32Array(memory.buffer, app, 6);
   const mapAppend = ex.mapAppend;
+  /** the module's result (key range, value segments) as the mapper's ranges, in the arena */
+  const takeResult = () => {
+    if (m.keySrc !== arena) {
+      m.keySrc = m.valSrc = arena;
+      m.segs = segView;
+    }
+    m.keyStart = out[0];
+    m.keyEnd = out[1];
+    m.nsegs = out[2];
+    m.valueLen = out[3];
+  };
   const m: WasmJsonlMapper = {
     arena,
     keySrc: arena,
@@ -290,30 +301,14 @@ function instantiate(
         return true;
       }
       if (ok === 0) return false;
-      if (m.keySrc !== arena) {
-        m.keySrc = m.valSrc = arena;
-        m.segs = segView;
-      }
-      m.keyStart = out[0];
-      m.keyEnd = out[1];
-      m.nsegs = out[2];
-      m.valueLen = out[3];
+      takeResult();
       return true;
     },
   };
   if (routes) {
     m.mapAppend = (start: number, end: number, line: number, pos: number, limit: number): number => {
       const r = mapAppend(base + start, base + end, line, pos, limit);
-      if (r === APPEND_NO_FIT) {
-        if (m.keySrc !== arena) {
-          m.keySrc = m.valSrc = arena;
-          m.segs = segView;
-        }
-        m.keyStart = out[0];
-        m.keyEnd = out[1];
-        m.nsegs = out[2];
-        m.valueLen = out[3];
-      }
+      if (r === APPEND_NO_FIT) takeResult();
       return r;
     };
     m.appended = appended;
