@@ -213,13 +213,20 @@ function makeContext(functionName: string, timeoutMs: number, region: string): C
   };
 }
 
+/** Sleep until `ms` passed or `signal` aborted; the abort listener is removed when the timer fires (the poller's
+ *  signal lives as long as the mapping: listeners left behind would pile up, one per sleep). */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    if (signal?.aborted) return resolve();
+    const onAbort = () => {
       clearTimeout(t);
       resolve();
-    });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 
 /**
