@@ -93,15 +93,11 @@ export async function* kWayMergeBatches<T>(
   const { heap, up, down } = sourceHeap((i, j) => compare(batches[i][pos[i]], batches[j][pos[j]]));
   /** next non-empty batch of source i, or undefined when it is done */
   const refill = async (i: number): Promise<boolean> => {
-    for (;;) {
-      const r = await iters[i].next();
-      if (r.done) return false;
-      if (r.value.length > 0) {
-        batches[i] = r.value;
-        pos[i] = 0;
-        return true;
-      }
-    }
+    const b = await nextNonEmpty(iters[i], (x) => x.length);
+    if (!b) return false;
+    batches[i] = b;
+    pos[i] = 0;
+    return true;
   };
   try {
     const ok = await Promise.all(iters.map((_, i) => refill(i)));
@@ -207,16 +203,12 @@ export async function* kWayMergeKeyed<T extends { key: Uint8Array }>(
     heap[x] = s;
   };
   const refill = async (i: number): Promise<boolean> => {
-    for (;;) {
-      const r = await iters[i].next();
-      if (r.done) return false;
-      if (r.value.length > 0) {
-        batches[i] = r.value;
-        pos[i] = 0;
-        setPrefix(i, r.value[0].key);
-        return true;
-      }
-    }
+    const b = await nextNonEmpty(iters[i], (x) => x.length);
+    if (!b) return false;
+    batches[i] = b;
+    pos[i] = 0;
+    setPrefix(i, b[0].key);
+    return true;
   };
   try {
     const ok = await Promise.all(iters.map((_, i) => refill(i)));
@@ -326,18 +318,13 @@ export async function* mergeSegmentColumns(
     return a;
   };
   const refill = async (i: number): Promise<boolean> => {
-    for (;;) {
-      const r = await iters[i].next();
-      if (r.done) return false;
-      const b = r.value;
-      if (b.n > 0) {
-        cur[i] = b;
-        pos[i] = 0;
-        hi[i] = b.hi[0];
-        lo[i] = b.lo[0];
-        return true;
-      }
-    }
+    const b = await nextNonEmpty(iters[i], (x) => x.n);
+    if (!b) return false;
+    cur[i] = b;
+    pos[i] = 0;
+    hi[i] = b.hi[0];
+    lo[i] = b.lo[0];
+    return true;
   };
   try {
     if (k === 0) return;
@@ -377,5 +364,14 @@ export async function* mergeSegmentColumns(
     if (o > 0) yield { n: o, batch: outB, idx: outI };
   } finally {
     await Promise.all(iters.map((it) => it.return?.()));
+  }
+}
+
+/** The iterator's next batch holding records (`size` > 0), skipping empty ones; undefined when it is done. */
+async function nextNonEmpty<B>(it: AsyncIterator<B>, size: (b: B) => number): Promise<B | undefined> {
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return undefined;
+    if (size(r.value) > 0) return r.value;
   }
 }

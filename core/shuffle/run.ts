@@ -756,11 +756,25 @@ export async function readRunMeta(reader: ObjectReader): Promise<RunMeta> {
  * lazily: memory per open segment stays small; build opens runs with PIPELINE.segmentReadBytes windows) and verifies
  * its checksum and record count at the end. `run` is the run's chunk index.
  */
-export async function* readSegmentBatches(
+export function readSegmentBatches(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<RunRecord[]> {
+  return checkedSegment(
+    reader,
+    entry,
+    (pieces) => parseRecordBatches(pieces, reader.url, run),
+    (b) => b.length,
+  );
+}
+
+/**
+ * A segment's bytes (without its checksum) through `parse`, batch by batch; after the last batch, the CRC of the
+ * bytes read and the number of records (`count` per batch) are checked against the segment's checksum and index.
+ */
+async function* checkedSegment<B>(
   reader: ObjectReader,
   entry: RunEntry,
-  run: number,
-): AsyncIterable<RunRecord[]> {
+  parse: (pieces: AsyncIterable<Uint8Array>) => AsyncIterable<B>,
+  count: (batch: B) => number,
+): AsyncIterable<B> {
   if (entry.length === 0) return;
   if (entry.length < 4)
     throw new CorruptionError(`${reader.url}: segment shorter than its checksum`, { file: reader.url });
@@ -773,8 +787,8 @@ export async function* readSegmentBatches(
     }
   }
   let n = 0;
-  for await (const batch of parseRecordBatches(pieces(), reader.url, run)) {
-    n += batch.length;
+  for await (const batch of parse(pieces())) {
+    n += count(batch);
     yield batch;
   }
   const tail = Buffer.from(await reader.read(dataEnd, dataEnd + 4));
@@ -947,38 +961,11 @@ export async function* parseSegmentColumns(
 }
 
 /** readSegmentBatches in column form (same windows, checksum and record-count checks). */
-export async function* readSegmentColumns(
-  reader: ObjectReader,
-  entry: RunEntry,
-  run: number,
-): AsyncIterable<SegmentBatch> {
-  if (entry.length === 0) return;
-  if (entry.length < 4)
-    throw new CorruptionError(`${reader.url}: segment shorter than its checksum`, { file: reader.url });
-  const dataEnd = entry.offset + entry.length - 4;
-  let crc = 0;
-  async function* pieces(): AsyncIterable<Uint8Array> {
-    for await (const p of reader.stream(entry.offset, dataEnd)) {
-      crc = crc32(p, crc);
-      yield p;
-    }
-  }
-  let n = 0;
-  for await (const batch of parseSegmentColumns(pieces(), reader.url, run)) {
-    n += batch.n;
-    yield batch;
-  }
-  const tail = Buffer.from(await reader.read(dataEnd, dataEnd + 4));
-  if (tail.length !== 4 || tail.readUInt32LE(0) !== crc >>> 0) {
-    throw new CorruptionError(`${reader.url}: segment at ${entry.offset} checksum mismatch`, {
-      file: reader.url,
-      offset: entry.offset,
-    });
-  }
-  if (n !== entry.count) {
-    throw new CorruptionError(`${reader.url}: segment at ${entry.offset} has ${n} records, index says ${entry.count}`, {
-      file: reader.url,
-      offset: entry.offset,
-    });
-  }
+export function readSegmentColumns(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<SegmentBatch> {
+  return checkedSegment(
+    reader,
+    entry,
+    (pieces) => parseSegmentColumns(pieces, reader.url, run),
+    (b) => b.n,
+  );
 }

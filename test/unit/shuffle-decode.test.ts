@@ -48,10 +48,11 @@ describe("decodeVarint", () => {
   });
 });
 
-function encodeRecords(recs: Array<[Uint8Array, Uint8Array, number]>): Uint8Array {
-  const buf = new Uint8Array(recs.reduce((s, [k, v]) => s + k.length + v.length + 30, 0));
+/** segment record bytes: varint keyLen | key | varint valueLen | value | varint line (| varint run when withRun) */
+function encodeRecords(recs: Array<[Uint8Array, Uint8Array, number, number?]>, withRun = false): Uint8Array {
+  const buf = new Uint8Array(recs.reduce((s, [k, v]) => s + k.length + v.length + 40, 0));
   let p = 0;
-  for (const [k, v, line] of recs) {
+  for (const [k, v, line, run] of recs) {
     p = writeVarint(buf, p, k.length);
     buf.set(k, p);
     p += k.length;
@@ -59,6 +60,7 @@ function encodeRecords(recs: Array<[Uint8Array, Uint8Array, number]>): Uint8Arra
     buf.set(v, p);
     p += v.length;
     p = writeVarint(buf, p, line);
+    if (withRun) p = writeVarint(buf, p, run ?? 0);
   }
   return buf.subarray(0, p);
 }
@@ -166,22 +168,6 @@ describe("column form", () => {
     fc.nat({ max: 300 }),
   );
 
-  function encode(recs: Array<[Uint8Array, Uint8Array, number, number]>, withRun: boolean): Uint8Array {
-    const buf = new Uint8Array(recs.reduce((s, [k, v]) => s + k.length + v.length + 40, 0));
-    let p = 0;
-    for (const [k, v, line, run] of recs) {
-      p = writeVarint(buf, p, k.length);
-      buf.set(k, p);
-      p += k.length;
-      p = writeVarint(buf, p, v.length);
-      buf.set(v, p);
-      p += v.length;
-      p = writeVarint(buf, p, line);
-      if (withRun) p = writeVarint(buf, p, run);
-    }
-    return buf.subarray(0, p);
-  }
-
   function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
     const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
     const pieces: Uint8Array[] = [];
@@ -209,7 +195,7 @@ describe("column form", () => {
         fc.array(fc.nat(), { maxLength: 6 }),
         fc.boolean(),
         async (recs, cuts, withRun) => {
-          const pieces = split(encode(recs, withRun), cuts);
+          const pieces = split(encodeRecords(recs, withRun), cuts);
           const got: unknown[] = [];
           for await (const b of parseSegmentColumns(pieces, "t", 5, withRun))
             for (let i = 0; i < b.n; i++) {
@@ -231,7 +217,7 @@ describe("column form", () => {
   });
 
   it("a cut record is a CorruptionError", async () => {
-    const bytes = encode([[Buffer.from("k"), Buffer.from("v"), 1, 2]], true);
+    const bytes = encodeRecords([[Buffer.from("k"), Buffer.from("v"), 1, 2]], true);
     const run = async () => {
       for await (const _ of parseSegmentColumns([bytes.subarray(0, bytes.length - 1)], "seg", 0, true));
     };
@@ -253,7 +239,7 @@ describe("column form", () => {
           const srcs = sorted.map((l) =>
             parseSegmentColumns(
               split(
-                encode(
+                encodeRecords(
                   l.map((r) => [r.key, r.value, r.line, r.run]),
                   true,
                 ),
@@ -296,7 +282,7 @@ describe("column form", () => {
     await fc.assert(
       fc.asyncProperty(rec, rec, async (a, b) => {
         const batch = async (r: typeof a) => {
-          for await (const x of parseSegmentColumns([encode([r], true)], "t", 0, true)) return x;
+          for await (const x of parseSegmentColumns([encodeRecords([r], true)], "t", 0, true)) return x;
           throw new Error("no batch");
         };
         const [x, y] = [await batch(a), await batch(b)];

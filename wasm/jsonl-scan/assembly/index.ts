@@ -194,26 +194,37 @@ function escapeLength(i: i32): i32 {
   return i;
 }
 
-/** a string at i (b[i] is '"'): its end, or -1; sets lastKind */
-@inline function str(i: i32): i32 {
-  let esc = 0;
-  i++;
+/** whether the last quoted() body had escapes */
+let quotedEsc: i32 = 0;
+
+/**
+ * The body of a string or name from i (the byte after its opening '"'): the index of its closing '"', or -1 (no end,
+ * a control character, an escape not in JSON.stringify's form). Sets quotedEsc.
+ */
+@inline function quoted(i: i32): i32 {
+  quotedEsc = 0;
   while (true) {
     i = special(i);
     if (i >= e) return -1;
     const c = u8at(i);
-    if (c == 34) break;
+    if (c == 34) return i;
     if (c == 92) {
       const n = escapeLength(i);
       if (n == 0) return -1;
-      esc = 1;
+      quotedEsc = 1;
       i += n;
       continue;
     }
     return -1; // a control character
   }
-  lastKind = esc ? K_ESCAPED : K_STRING;
-  return i + 1;
+}
+
+/** a string at i (b[i] is '"'): its end, or -1; sets lastKind */
+@inline function str(i: i32): i32 {
+  const q = quoted(i + 1);
+  if (q < 0) return -1;
+  lastKind = quotedEsc ? K_ESCAPED : K_STRING;
+  return q + 1;
 }
 
 /** a cheap signature of the name b[s, s + len): equal names have equal signatures */
@@ -224,22 +235,9 @@ function signature(s: i32, len: i32): i32 {
 /** a member name at i (b[i] is '"'): its end, or -1 (integer-like, __proto__, a duplicate, a bad escape) */
 @inline function name(i: i32, nbase: i32): i32 {
   const s = i + 1;
-  nameEsc = 0;
-  i = s;
-  while (true) {
-    i = special(i);
-    if (i >= e) return -1;
-    const c = u8at(i);
-    if (c == 34) break;
-    if (c == 92) {
-      const n = escapeLength(i);
-      if (n == 0) return -1;
-      nameEsc = 1;
-      i += n;
-      continue;
-    }
-    return -1;
-  }
+  i = quoted(s);
+  nameEsc = quotedEsc;
+  if (i < 0) return -1;
   const len = i - s;
   const c0 = u8at(s);
   if (len > 0 && c0 >= 48 && c0 <= 57) {
