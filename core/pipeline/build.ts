@@ -374,11 +374,16 @@ async function writeTmpRun(path: string, merged: AsyncIterable<MergedBatch>): Pr
   }
 }
 
-function readTmpRun(path: string): AsyncIterable<SegmentBatch> {
-  return parseSegmentColumns(
+/**
+ * A temporary run's batches; the file is deleted once read to its end (each is read exactly once, by the next round),
+ * so local disk holds about one copy of the bucket plus one fan-in group's output, not every round's files.
+ */
+async function* readTmpRun(path: string): AsyncIterable<SegmentBatch> {
+  yield* parseSegmentColumns(
     createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>,
     `${path} (temporary run)`,
     0,
     true,
   );
+  rmSync(path, { force: true });
 }

@@ -13,7 +13,16 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { Annotations, type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
+import {
+  Annotations,
+  type CfnElement,
+  CfnOutput,
+  Duration,
+  RemovalPolicy,
+  Size,
+  Stack,
+  Validations,
+} from "aws-cdk-lib";
 import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import type { IGrantable } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
@@ -51,10 +60,15 @@ export const BULK_LOAD_FUNCTIONS = {
   // Plan parses the key samples of up to PIPELINE.sampleMaxChunks chunks (~0.1 CPU-s each at the cap): one full
   // vCPU (1,769 MB) and the 15-minute limit
   plan: { file: "bulk-load/plan.ts", memoryMb: 1769, timeout: Duration.minutes(15) },
-  partition: { file: "bulk-load/partition.ts", memoryMb: 3008, timeout: Duration.minutes(15) },
+  // Partition and Build: 3,008 MB gives two vCPUs, so the SST writer seals blocks on its worker thread. Both use
+  // local disk: Partition spills sorted sub-runs past PIPELINE.partitionMemoryBytes (up to about its chunk's size),
+  // Build merges more runs than PIPELINE.mergeFanIn in rounds through local files (about one bucket at a time, each
+  // round's files deleted as the next reads them). Lambda's default /tmp is 512 MB: less than a 256 MiB bucket's two
+  // rounds or the multi-GB chunks and buckets a 50 TB load uses (docs/pipeline.md), so both get the 10 GB maximum
+  // (billed only past 512 MB, ~$0.56 for 1,000 tasks × 30 minutes).
+  partition: { file: "bulk-load/partition.ts", memoryMb: 3008, timeout: Duration.minutes(15), tmpMb: 10240 },
   planBuild: { file: "bulk-load/plan-build.ts", memoryMb: 1024, timeout: Duration.minutes(5) },
-  // Partition and Build: 3,008 MB gives two vCPUs, so the SST writer seals blocks on its worker thread
-  build: { file: "bulk-load/build.ts", memoryMb: 3008, timeout: Duration.minutes(15) },
+  build: { file: "bulk-load/build.ts", memoryMb: 3008, timeout: Duration.minutes(15), tmpMb: 10240 },
   // Publish checks Build's verified results and HEADs each file (no re-read since Build verifies its own files)
   publish: { file: "bulk-load/publish.ts", memoryMb: 1024, timeout: Duration.minutes(15) },
   activate: { file: "bulk-load/activate.ts", memoryMb: 512, timeout: Duration.minutes(1) },
@@ -181,6 +195,7 @@ export class BulkLoadPipeline extends Construct {
         handlerFile: spec.file,
         memorySize: spec.memoryMb,
         timeout: spec.timeout,
+        ...("tmpMb" in spec ? { ephemeralStorageSize: Size.mebibytes(spec.tmpMb) } : {}),
         environment,
         description: `ferry bulk load: ${name}`,
         layers: codecLayer ? [codecLayer] : undefined,

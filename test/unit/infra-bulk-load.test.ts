@@ -197,6 +197,22 @@ describe("resources", () => {
       );
     }
   });
+
+  it("Partition and Build get 10 GB of local disk for spills and merge rounds; the others the default", () => {
+    const fns = template.findResources("AWS::Lambda::Function", {
+      Properties: { Description: Match.stringLikeRegexp("^ferry bulk load") },
+    }) as Record<string, { Properties: Record<string, any> }>;
+    const tmp = Object.fromEntries(
+      Object.values(fns).map((f) => [
+        String(f.Properties.Description).replace("ferry bulk load: ", ""),
+        f.Properties.EphemeralStorage?.Size,
+      ]),
+    );
+    expect(tmp.partition).toBe(10240);
+    expect(tmp.build).toBe(10240);
+    expect(tmp.plan).toBeUndefined();
+    expect(tmp.publish).toBeUndefined();
+  });
 });
 
 describe("native codecs", () => {
