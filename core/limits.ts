@@ -42,6 +42,18 @@ export const PIPELINE = {
   chunkBytes: 128 * MiB,
   /** target SST bytes per bucket (one shard x one key range) */
   bucketTargetBytes: 256 * MiB,
+  /**
+   * Every Build reads one segment from every run object: chunks × buckets segment reads. Past ~16 GiB of input, Plan
+   * grows the chunk size and the bucket target together (core/pipeline/plan.ts scaledSizes) so the average segment
+   * stays at least this big: at 50 TB, ~7 GB chunks and buckets (~7,000 each, ~5×10⁷ reads) instead of 128 MiB chunks
+   * and 256 MiB buckets (~370,000 × 186,000 ≈ 6.9×10¹⁰ reads of ~700 bytes).
+   */
+  minSegmentBytes: 1 * MiB,
+  /**
+   * the most scaledSizes grows a chunk or a bucket to (one Lambda of 15 minutes: ~8 GiB at ~40 MB per CPU-second is
+   * ~3.5 minutes of scanning plus spills); past ~64 TiB of input the segments get smaller instead
+   */
+  maxScaledBytes: 8 * 1024 * MiB,
   /** keys sampled per chunk by Plan to choose split points */
   sampleKeysPerChunk: 1000,
   /** bounded fan-in of the k-way merge; more runs than this add a merge round */

@@ -161,6 +161,20 @@ export function sampleOpener() {
   return s3Opener(Math.max(64 * 1024, Math.ceil(PIPELINE.sampleBytesPerChunk / 4)));
 }
 
+/**
+ * Chunk size and bucket target for an input of `inputBytes`. Build reads one segment per (chunk, bucket) pair, so with
+ * fixed sizes the reads grow with the square of the input while each shrinks. Both sizes start at
+ * PIPELINE.chunkBytes / bucketTargetBytes and grow together (to at most PIPELINE.maxScaledBytes) once
+ * input / (chunks × buckets) would fall under PIPELINE.minSegmentBytes: size = √(input × minSegmentBytes), rounded
+ * up to a MiB. 1 GB keeps 128 MiB / 256 MiB; 16 GiB is the crossover for chunks; 50 TB gives ~6.6 GiB each.
+ */
+export function scaledSizes(inputBytes: number): { chunkBytes: number; bucketTargetBytes: number } {
+  const MiB = 1024 * 1024;
+  const balanced = Math.ceil(Math.sqrt(Math.max(0, inputBytes) * PIPELINE.minSegmentBytes) / MiB) * MiB;
+  const grow = (base: number) => Math.max(base, Math.min(PIPELINE.maxScaledBytes, balanced));
+  return { chunkBytes: grow(PIPELINE.chunkBytes), bucketTargetBytes: grow(PIPELINE.bucketTargetBytes) };
+}
+
 /** Plan one version (see the file comment). */
 export async function planLoad(args: PlanArgs): Promise<PlanPointer> {
   const request = parseLoadRequest(args.request);
@@ -178,10 +192,11 @@ export async function planLoad(args: PlanArgs): Promise<PlanPointer> {
     plan = stored;
   } else {
     const inputBytes = objects.reduce((s, o) => s + o.size, 0);
+    const sizes = scaledSizes(inputBytes);
     const chunks: Chunk[] = await planChunks(
       objects.map((o) => ({ bucket: o.bucket, key: o.key, size: o.size })),
       request.format,
-      PIPELINE.chunkBytes,
+      sizes.chunkBytes,
       {
         ...(request.compression ? { compression: request.compression } : {}),
         ...(request.csvSplit !== undefined ? { csvSplit: request.csvSplit } : {}),
@@ -193,7 +208,13 @@ export async function planLoad(args: PlanArgs): Promise<PlanPointer> {
         field: "input",
       });
     }
-    const buckets: Bucket[] = await chooseBucketsForPlan({ request, chunks, inputBytes, open: sampleOpener() });
+    const buckets: Bucket[] = await chooseBucketsForPlan({
+      request,
+      chunks,
+      inputBytes,
+      targetBytes: sizes.bucketTargetBytes,
+      open: sampleOpener(),
+    });
     plan = {
       request,
       dataBucket: args.dataBucket,
