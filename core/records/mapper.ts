@@ -57,7 +57,21 @@ function jsonReplacer(_k: string, v: unknown): unknown {
 }
 
 export function valueJson(obj: Record<string, unknown>): string {
-  return JSON.stringify(obj, jsonReplacer);
+  return JSON.stringify(obj, plainValues(obj) ? undefined : jsonReplacer);
+}
+
+/**
+ * True when no value of `obj` needs jsonReplacer: strings, numbers, booleans, null/undefined and Dates (serialized
+ * through their toJSON before a replacer would see them). A bigint, a byte array or any nested object (which might
+ * hold one) says false. JSON.stringify without a replacer keeps V8's fast serializer: measured on Parquet rows of six
+ * scalar columns, valueJson took ~3.5 of a partition's ~8 busy CPU-s with the replacer on every record.
+ */
+function plainValues(obj: Record<string, unknown>): boolean {
+  for (const k in obj) {
+    const v = obj[k];
+    if (typeof v === "object" ? v !== null && !(v instanceof Date) : typeof v === "bigint") return false;
+  }
+  return true;
 }
 
 function rawValueBytes(v: unknown): Uint8Array {
