@@ -6,7 +6,8 @@
  */
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { decompress as zstdDecompress } from "fzstd";
-import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync, parquetRead } from "hyparquet";
+import { type AsyncBuffer, type FileMetaData, parquetMetadataAsync } from "hyparquet";
+import { ParquetRowGroup } from "./parquet-rows.js";
 import { InputError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import type { Chunk, InputCompression, InputFormat } from "../pipeline/types.js";
@@ -567,18 +568,14 @@ async function* readParquet(reader: ObjectReader, rowGroups?: [number, number]):
   for (let g = 0; g < first; g++) rowStart += Number(meta.row_groups[g].num_rows);
   for (let g = first; g <= last && g < meta.row_groups.length; g++) {
     const n = Number(meta.row_groups[g].num_rows);
-    let rows: Record<string, unknown>[] = [];
+    let rows: ParquetRowGroup;
     try {
-      await parquetRead({
+      rows = await ParquetRowGroup.read({
         file,
         metadata: meta,
         rowStart,
         rowEnd: rowStart + n,
-        rowFormat: "object",
         compressors: PARQUET_COMPRESSORS,
-        onComplete: (r) => {
-          rows = r;
-        },
       });
     } catch (e) {
       throw new InputError(`${reader.url} row group ${g}: cannot decode (${(e as Error).message})`, {
@@ -586,7 +583,7 @@ async function* readParquet(reader: ObjectReader, rowGroups?: [number, number]):
         rowGroup: g,
       });
     }
-    for (let i = 0; i < rows.length; i++) yield { record: rows[i], source: reader.url, line: rowStart + i + 1 };
+    for (let i = 0; i < n; i++) yield { record: rows.row(rowStart + i), source: reader.url, line: rowStart + i + 1 };
     rowStart += n;
   }
 }
