@@ -12,7 +12,8 @@ import { createHash, randomBytes, randomInt } from "node:crypto";
 import { hostname } from "node:os";
 import { InputError, LimitError } from "../errors.js";
 import { SST } from "../limits.js";
-import { BloomBuilder } from "./bloom.js";
+import type { BloomBuilder } from "./bloom.js";
+import { makeBloomBuilder, WasmBloomBuilder } from "./bloom-wasm.js";
 import { checkCompression, preloadCodec, rawCompressor } from "./codecs.js";
 import { BlockRing, parallelSealingAvailable, YIELD_EVERY } from "./compress-pool.js";
 import {
@@ -98,7 +99,7 @@ export class SstWriter {
   private readonly blockSize: number;
   private readonly deviationLimit: number;
   private readonly restartInterval: number;
-  private readonly bloom: BloomBuilder | undefined;
+  private readonly bloom: BloomBuilder | WasmBloomBuilder | undefined;
   private readonly opts: SstWriterOptions;
 
   // compression: raw codec (undefined for "none") and the block ring that seals blocks, possibly on a worker
@@ -112,8 +113,12 @@ export class SstWriter {
   private readonly codecNeedsTurns: boolean;
   /** blocks compressed on this thread since the last event-loop turn */
   private nativeSealed = 0;
-  /** bloom hashes computed in add() (no ring); else per block when it is sealed */
+  /**
+   * bloom hashes computed in add() (no ring, JS builder); else per block: by the WebAssembly builder when the block
+   * is cut (hashPerBlock, no ring), or when it is sealed (ring)
+   */
   private hashInAdd = true;
+  private hashPerBlock = false;
   private hashScratch: Uint8Array | undefined;
 
   // current data block
@@ -169,7 +174,7 @@ export class SstWriter {
         actual: bits,
       });
     }
-    this.bloom = bits > 0 ? new BloomBuilder(bits) : undefined;
+    this.bloom = bits > 0 ? makeBloomBuilder(bits) : undefined;
     this.rawCompress = this.ctype !== 0 ? rawCompressor(this.compression) : undefined;
     this.codecNeedsTurns = this.compression === "lz4" || this.compression === "zstd";
     // "none" uses the ring (the worker then computes CRCs and key hashes) only when asked for explicitly: measured
@@ -187,6 +192,10 @@ export class SstWriter {
       const hashInRing = this.bloom !== undefined;
       this.ring = new BlockRing(this.ctype, this.rawCompress, cap, k, parallel, hashInRing);
       this.hashInAdd = !hashInRing;
+    } else if (this.bloom instanceof WasmBloomBuilder) {
+      // one call per block into the module (it decodes and hashes the block's keys) instead of one hash per add()
+      this.hashInAdd = false;
+      this.hashPerBlock = true;
     }
     // the block is built in private memory: stores into shared memory (the ring) take V8's slow relaxed-copy path
     this.blk = new Uint8Array(Math.max(bs * 2, 8192));
@@ -392,6 +401,7 @@ export class SstWriter {
   /** Ends the current data block; `nextKey` (if any) is the first key of the next block (for the separator). */
   private flushBlock(nextKey: Uint8Array | undefined): void {
     if (this.blockEntries === 0) return;
+    if (this.hashPerBlock) (this.bloom as WasmBloomBuilder).addBlock(this.blk, this.pos);
     // restart array + count (+ room for the trailer, sealed in place)
     const need = this.pos + this.nRestarts * 4 + 4 + 5;
     if (need > this.blk.length) this.growBlock(need);
@@ -424,7 +434,7 @@ export class SstWriter {
     } else {
       // no ring, or a block that outgrew its slot: everything before it first, then seal it here
       if (ring !== undefined) while (ring.inFlight > 0) this.collectOne();
-      if (!this.hashInAdd && this.bloom) this.hashBlock(b, p);
+      if (ring !== undefined && this.bloom) this.hashBlock(b, p);
       const start = this.offset + this.cpos;
       const size = this.emitBlock(b.subarray(0, p), true);
       this.dataBlocks++;
@@ -453,7 +463,11 @@ export class SstWriter {
 
   /** Bloom hashes of the keys of a raw block built outside the ring (a block that outgrew its slot). */
   private hashBlock(b: Uint8Array, len: number): void {
-    const bloom = this.bloom as BloomBuilder;
+    const bloom = this.bloom as BloomBuilder | WasmBloomBuilder;
+    if (bloom instanceof WasmBloomBuilder) {
+      bloom.addBlock(b, this.pos);
+      return;
+    }
     const keys = Math.floor(len / 11) + 1;
     const out = new Uint32Array(2 * keys);
     if (!this.hashScratch || this.hashScratch.length < len) this.hashScratch = new Uint8Array(len);
@@ -469,7 +483,8 @@ export class SstWriter {
     this.ringSeps[slot] = undefined;
     const b = ring.collect();
     if (b.inline) this.countNativeSeal();
-    if (b.hashes !== undefined) (this.bloom as BloomBuilder).addHashes(b.hashes, b.hashOff, b.hashCount);
+    if (b.hashes !== undefined)
+      (this.bloom as BloomBuilder | WasmBloomBuilder).addHashes(b.hashes, b.hashOff, b.hashCount);
     const n = b.size + 5;
     if (this.cpos + n > this.chunk.length) {
       this.flushChunk();

@@ -1,0 +1,5 @@
+/** wasm/sst-bloom/build.mjs */
+export const root: string;
+export const outPath: string;
+export function compile(): Promise<Buffer>;
+export function generated(wasm: Buffer): string;
