@@ -22,7 +22,7 @@ import { CorruptionError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import type { ObjectReader } from "../records/source.js";
 import type { ByteSink } from "../sst/types.js";
-import { kWayMerge } from "./merge.js";
+import { mergeSegmentColumns } from "./merge.js";
 import { keyPrefix, sortKeys } from "./sort.js";
 import { decodeVarint, varintEnd, varintLength, writeVarint } from "./varint.js";
 
@@ -490,13 +490,26 @@ export class RunWriter {
         for (let b = 0; b < nb; b++) {
           if (this.counts[b] === 0) continue;
           out.beginSegment();
-          // merge the spilled sub-segments; ties by line keep input order
-          const sources: AsyncIterable<RawRec>[] = [];
+          // merge the spilled sub-segments in column form (Build's merge: every source is run 0 of this chunk, so
+          // ties go by line, i.e. input order); each record is copied out as the bytes it was spilled as
+          const sources: AsyncIterable<SegmentBatch>[] = [];
           this.spillFiles.forEach((f, k) => {
             const s = f.segs[b];
-            if (s) sources.push(rawRecords(fileRangePieces(fds[k], s.offset, s.length)));
+            if (s)
+              sources.push(parseSegmentColumns(fileRangePieces(fds[k], s.offset, s.length), `${f.path} (spill)`, 0));
           });
-          for await (const r of kWayMerge(sources, compareRaw)) await out.put(r.bytes);
+          for await (const m of mergeSegmentColumns(sources)) {
+            for (let x = 0; x < m.n; x++) {
+              const bt = m.batch[x];
+              const i = m.idx[x];
+              const ks = bt.keyStart[i];
+              // records are written with minimal varints (writeVarint; the WebAssembly append is held to the same
+              // bytes): the record starts its key-length varint before the key and ends after its line varint
+              await out.put(
+                bt.buf.subarray(ks - varintLength(bt.keyEnd[i] - ks), bt.valEnd[i] + varintLength(bt.line[i])),
+              );
+            }
+          }
           await out.endSegment();
         }
       } finally {
@@ -592,15 +605,6 @@ class SegmentOut {
   }
 }
 
-interface RawRec {
-  key: Uint8Array;
-  line: number;
-  bytes: Uint8Array;
-}
-function compareRaw(a: RawRec, b: RawRec): number {
-  return Buffer.compare(a.key, b.key) || a.line - b.line;
-}
-
 function* fileRangePieces(fd: number, offset: number, length: number): Iterable<Uint8Array> {
   let pos = offset;
   const end = offset + length;
@@ -612,11 +616,6 @@ function* fileRangePieces(fd: number, offset: number, length: number): Iterable<
     pos += n;
     yield b;
   }
-}
-
-/** Parses record bytes (no trailing crc) into records with their raw bytes. */
-async function* rawRecords(pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): AsyncIterable<RawRec> {
-  for await (const r of parseRecords(pieces, "<spill>", 0)) yield { key: r.key, line: r.line, bytes: r.raw };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
