@@ -8,7 +8,8 @@ import { stagingPrefix } from "../manifest/schema.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
 import type { FastJsonlMapper } from "../records/jsonl-fast.js";
 import { APPEND_NO_FIT, makeJsonlMapper, type WasmJsonlMapper } from "../records/jsonl-wasm.js";
-import { chunkIndex, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
+import { makeFastCsvMapper } from "../records/csv-fast.js";
+import { chunkIndex, forEachCsvRecord, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
 import type { OpenObject } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
 import { RunWriter } from "../shuffle/run.js";
@@ -33,7 +34,7 @@ export interface PartitionArgs {
   /** memory budget before spilling sorted sub-runs to local disk (default PIPELINE.partitionMemoryBytes) */
   memoryBytes?: number;
   tmpDir?: string;
-  /** JSONL: map lines from their bytes when certain of the result (default true; false = always JSON.parse) */
+  /** JSONL/CSV: map lines from their bytes when certain of the result (default true; false = the record-object path) */
   fastPath?: boolean;
 }
 
@@ -139,6 +140,28 @@ export async function partitionChunk(
         const m = mapper(rec);
         if (isSkipped(m)) return;
         writer.add(route(m.key), m.key, m.value, line);
+      },
+    );
+  } else if (req.format === "csv" && args.fastPath !== false) {
+    // CSV: lines mapped from their bytes when certain (core/records/csv-fast.ts), else the record object and mapper
+    const routeRange = makeRangeRouter(plan.buckets, req.shards);
+    await forEachCsvRecord(
+      chunk,
+      readOpts,
+      (header) => {
+        const f = makeFastCsvMapper(req, header);
+        if (!f) return undefined;
+        return (buf, s, e, line) => {
+          if (!f.map(buf, s, e)) return false;
+          const { keySrc, keyStart, keyEnd } = f;
+          const b = routeRange(keySrc, keyStart, keyEnd);
+          writer.addRanges(b, keySrc, keyStart, keyEnd, f.valSrc, f.segs, f.nsegs, f.valueLen, line);
+          return true;
+        };
+      },
+      (rec) => {
+        const m = mapper(rec);
+        if (!isSkipped(m)) writer.add(route(m.key), m.key, m.value, rec.line);
       },
     );
   } else {

@@ -375,54 +375,74 @@ function csvFields(s: string): string[] {
   }
 }
 
-/** Complete CSV records from lines (line numbers count from the first line given). */
-async function* csvRecords(
-  lines: AsyncIterable<{ bytes: Buffer; offset: number }>,
-  source: string,
-  chunkStart: number | undefined,
-  end: number,
-  maxRecordBytes: number,
-): AsyncIterable<CsvRecord> {
-  let lineNo = 0;
-  let open: { parts: string[]; quotes: number; line: number; offset: number; bytes: number } | undefined;
-  for await (const l of lines) {
-    lineNo++;
+/**
+ * csvRecords' state, fed one line at a time (synchronous: the async reader and forEachCsvRecord's hot loop share it).
+ * Line numbers count from the first line given.
+ */
+class CsvAssembler {
+  /** lines given so far */
+  lineNo = 0;
+  private open: { parts: string[]; quotes: number; line: number; offset: number; bytes: number } | undefined;
+
+  constructor(
+    private readonly source: string,
+    private readonly chunkStart: number | undefined,
+    private readonly end: number,
+    private readonly maxRecordBytes: number,
+  ) {}
+
+  /** a record is open (a quoted field continues on the next line) */
+  get isOpen(): boolean {
+    return this.open !== undefined;
+  }
+
+  /**
+   * The next line (without '\n'), at absolute offset `offset`: the record it completes, undefined when none (a blank
+   * line, or a quoted field still open), null when reading stops (a record would start at or past `end`).
+   */
+  push(bytes: Buffer, offset: number): CsvRecord | undefined | null {
+    const { source, chunkStart } = this;
+    const lineNo = ++this.lineNo;
+    const open = this.open;
     if (!open) {
-      if (l.offset >= end) return;
-      const q = countQuotes(l.bytes);
-      let str = l.bytes.toString("utf8");
-      if (l.offset === 0 && str.charCodeAt(0) === 0xfeff) str = str.slice(1);
+      if (offset >= this.end) return null;
+      const q = countQuotes(bytes);
+      let str = bytes.toString("utf8");
+      if (offset === 0 && str.charCodeAt(0) === 0xfeff) str = str.slice(1);
       if (q % 2 === 0) {
         if (str.endsWith("\r")) str = str.slice(0, -1);
-        if (str.length === 0) continue;
-        yield { fields: csvFieldsAt(str, source, lineNo, chunkStart), line: lineNo, lines: 1, offset: l.offset };
-        continue;
+        if (str.length === 0) return undefined;
+        return { fields: csvFieldsAt(str, source, lineNo, chunkStart), line: lineNo, lines: 1, offset };
       }
-      open = { parts: [str], quotes: q, line: lineNo, offset: l.offset, bytes: l.bytes.length };
-      continue;
+      this.open = { parts: [str], quotes: q, line: lineNo, offset, bytes: bytes.length };
+      return undefined;
     }
-    open.parts.push(l.bytes.toString("utf8"));
-    open.quotes += countQuotes(l.bytes);
-    open.bytes += l.bytes.length + 1;
-    if (open.bytes > maxRecordBytes) {
+    open.parts.push(bytes.toString("utf8"));
+    open.quotes += countQuotes(bytes);
+    open.bytes += bytes.length + 1;
+    if (open.bytes > this.maxRecordBytes) {
       throw new InputError(
-        `${where({ source, line: open.line, chunkStart })}: a CSV record is longer than ${maxRecordBytes} bytes (an unclosed quote?)`,
+        `${where({ source, line: open.line, chunkStart })}: a CSV record is longer than ${this.maxRecordBytes} bytes (an unclosed quote?)`,
         { source, line: open.line, chunkStart },
       );
     }
-    if (open.quotes % 2 === 0) {
-      let str = open.parts.join("\n");
-      if (str.endsWith("\r")) str = str.slice(0, -1);
-      yield {
-        fields: csvFieldsAt(str, source, open.line, chunkStart),
-        line: open.line,
-        lines: lineNo - open.line + 1,
-        offset: open.offset,
-      };
-      open = undefined;
-    }
+    if (open.quotes % 2 !== 0) return undefined;
+    let str = open.parts.join("\n");
+    if (str.endsWith("\r")) str = str.slice(0, -1);
+    this.open = undefined;
+    return {
+      fields: csvFieldsAt(str, source, open.line, chunkStart),
+      line: open.line,
+      lines: lineNo - open.line + 1,
+      offset: open.offset,
+    };
   }
-  if (open) {
+
+  /** the end of the input: throws when a quoted field is still open */
+  finish(): void {
+    const open = this.open;
+    if (!open) return;
+    const { source, chunkStart } = this;
     throw new InputError(
       `${where({ source, line: open.line, chunkStart })}: CSV is malformed: a quoted field is not closed before the end of the input`,
       {
@@ -432,6 +452,23 @@ async function* csvRecords(
       },
     );
   }
+}
+
+/** Complete CSV records from lines (line numbers count from the first line given). */
+async function* csvRecords(
+  lines: AsyncIterable<{ bytes: Buffer; offset: number }>,
+  source: string,
+  chunkStart: number | undefined,
+  end: number,
+  maxRecordBytes: number,
+): AsyncIterable<CsvRecord> {
+  const a = new CsvAssembler(source, chunkStart, end, maxRecordBytes);
+  for await (const l of lines) {
+    const r = a.push(l.bytes, l.offset);
+    if (r === null) return;
+    if (r) yield r;
+  }
+  a.finish();
 }
 
 function csvFieldsAt(str: string, source: string, line: number, chunkStart: number | undefined): string[] {
@@ -475,6 +512,29 @@ function checkHeader(header: string[], source: string): void {
   });
 }
 
+/** A data record (not the header) as a SourceRecord: the object by header, or a `problem` (wrong field count). */
+function csvSourceRecord(header: string[], r: CsvRecord, ctx: LineCtx, chunkStart: number | undefined): SourceRecord {
+  if (ctx.ranged && r.lines > 1) {
+    throw new InputError(
+      `${where({ source: ctx.source, line: r.line, chunkStart })}: a quoted CSV field spans lines, so this object cannot be split by byte ranges safely; load it with csvSplit=false (one chunk per object)`,
+      { source: ctx.source, line: r.line, chunkStart, field: "csvSplit" },
+    );
+  }
+  const rec = r.fields;
+  if (rec.length !== header.length) {
+    return {
+      record: {},
+      source: ctx.source,
+      line: r.line,
+      chunkStart,
+      problem: `has ${rec.length} fields, the header has ${header.length}`,
+    };
+  }
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < header.length; i++) o[header[i]] = rec[i];
+  return { record: o, source: ctx.source, line: r.line, chunkStart };
+}
+
 async function* readCsv(
   pieces: AsyncIterable<Uint8Array>,
   ctx: LineCtx,
@@ -495,27 +555,62 @@ async function* readCsv(
       checkHeader(header, ctx.source);
       continue;
     }
-    if (ctx.ranged && r.lines > 1) {
-      throw new InputError(
-        `${where({ source: ctx.source, line: r.line, chunkStart })}: a quoted CSV field spans lines, so this object cannot be split by byte ranges safely; load it with csvSplit=false (one chunk per object)`,
-        { source: ctx.source, line: r.line, chunkStart, field: "csvSplit" },
-      );
-    }
-    const rec = r.fields;
-    if (rec.length !== header.length) {
-      yield {
-        record: {},
-        source: ctx.source,
-        line: r.line,
-        chunkStart,
-        problem: `has ${rec.length} fields, the header has ${header.length}`,
-      };
-      continue;
-    }
-    const o: Record<string, unknown> = {};
-    for (let i = 0; i < header.length; i++) o[header[i]] = rec[i];
-    yield { record: o, source: ctx.source, line: r.line, chunkStart };
+    yield csvSourceRecord(header, r, ctx, chunkStart);
   }
+}
+
+/**
+ * The records of a CSV chunk for hot loops, synchronously per piece (see scanLines). Once the header is known,
+ * `onHeader(header)` may return a fast mapping function: each later line that is not inside a multi-line record
+ * (buf[start, end) without '\n' and a trailing '\r', valid only during the call; `line` is what SourceRecord.line
+ * would be) is offered to it first, and it returns true when it took the line. Every other record (declined lines,
+ * records spanning lines, wrong field counts) reaches `onRecord` as readChunk would give it; blank lines reach
+ * neither. Malformed CSV throws as readChunk does.
+ */
+export async function forEachCsvRecord(
+  chunk: Chunk,
+  opts: ReadOptions,
+  onHeader: (header: string[]) => ((buf: Uint8Array, start: number, end: number, line: number) => boolean) | undefined,
+  onRecord: (rec: SourceRecord) => void,
+): Promise<void> {
+  const reader = await (opts.open ?? openS3Object)(chunk.bucket, chunk.key, chunk.size);
+  const { pieces, ctx } = await openTextChunk(reader, chunk, opts);
+  const skip = ctx.ranged && ctx.start > 0;
+  let header: string[] | undefined;
+  let fast: ((buf: Uint8Array, start: number, end: number, line: number) => boolean) | undefined;
+  if (skip) {
+    header = await readCsvHeader(reader, ctx.maxRecordBytes);
+    checkHeader(header, ctx.source);
+    fast = onHeader(header);
+  }
+  const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);
+  const chunkStart = skip ? ctx.start : undefined;
+  const a = new CsvAssembler(ctx.source, chunkStart, ctx.end, ctx.maxRecordBytes);
+  const end = ctx.end;
+  let off = offset;
+  // stopAt: the assembler stops (a record may run past ctx.end, as in csvRecords)
+  await scanLines(rest, offset, Number.POSITIVE_INFINITY, ctx.maxRecordBytes, ctx.source, (buf, s, e) => {
+    const lineOff = off;
+    off += e - s + 1;
+    if (fast !== undefined && lineOff > 0 && lineOff < end && !a.isOpen) {
+      const line = a.lineNo + 1;
+      if (fast(buf, s, e > s && buf[e - 1] === 13 ? e - 1 : e, line)) {
+        a.lineNo = line;
+        return;
+      }
+    }
+    const r = a.push(Buffer.from(buf.buffer, buf.byteOffset + s, e - s), lineOff);
+    if (r === null) return true;
+    if (!r) return;
+    if (!header) {
+      header = r.fields;
+      checkHeader(header, ctx.source);
+      fast = onHeader(header);
+      return;
+    }
+    onRecord(csvSourceRecord(header, r, ctx, chunkStart));
+  });
+  a.finish();
 }
 
 // ---- Parquet ----

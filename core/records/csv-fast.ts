@@ -1,0 +1,313 @@
+/**
+ * CSV fast path: one CSV line's bytes → key and value bytes, without decoding the line to a string, splitting it
+ * into field strings, building a record object or JSON.stringify, for the lines where the result is certain to be
+ * byte-identical to the straightforward path (readers.ts csvRecords/csvFields → record object by header →
+ * makeRecordMapper: canonical key bytes, JSON.stringify of the value object).
+ *
+ * Decided once per header (makeFastCsvMapper returns undefined, and every record takes the straightforward path):
+ * a key, value or valueRaw column named like an Object.prototype property ("__proto__", "constructor", …: the
+ * record object reads those through its prototype), a key or valueRaw column the header lacks (every record is bad),
+ * duplicate header names. The value's member order is JavaScript's own (integer-like names first): it is taken from
+ * an object built the way the straightforward path builds it, so "2021" or a "__proto__" header come out the same.
+ *
+ * Decided per line (map() returns false, and the caller hands the line to the straightforward path, which produces
+ * the same output or names the bad record or malformed CSV with file and line): a blank line (not a record); a line
+ * the straightforward path would not split cleanly (an unclosed quoted field — which includes a quoted field that
+ * continues on the next line —, a quote inside an unquoted field, a closing quote not followed by a comma); a field
+ * count other than the header's; bytes >= 0x80 that are not valid UTF-8 (the decode would replace them); an empty
+ * key; a key or value over its size limit. Everything else is mapped: quoted fields with "" escapes, commas inside
+ * quotes, control characters, '\' and '"' in values (JSON-escaped as JSON.stringify does: \" \\ \b \t \n \f \r,
+ * \u00XX lowercase for the other controls), 0x00 in composite key components (escaped as the tuple encoding does).
+ * The caller strips the line's '\n' and one trailing '\r' and never passes the object's first line (the header, or
+ * a BOM). Property-tested against the straightforward path (test/unit/records-csv-fast.test.ts).
+ */
+import { isUtf8 } from "node:buffer";
+import { SST } from "../limits.js";
+
+export interface FastCsvOptions {
+  key: string[];
+  value?: string[];
+  valueRaw?: string;
+  maxKeyBytes?: number;
+  maxValueBytes?: number;
+}
+
+export interface FastCsvMapper {
+  /**
+   * Maps the record on line buf[start, end) (without '\n' and a trailing '\r'). true: the key is
+   * keySrc[keyStart, keyEnd), the value the concatenation of valSrc[segs[2j], segs[2j+1]) for j < nsegs (valueLen
+   * bytes); the ranges are valid until the next call. false: use the straightforward path for this line.
+   */
+  map(buf: Uint8Array, start: number, end: number): boolean;
+  keySrc: Uint8Array;
+  keyStart: number;
+  keyEnd: number;
+  valSrc: Uint8Array;
+  segs: Int32Array;
+  nsegs: number;
+  valueLen: number;
+}
+
+/** field flags: a quoted field holding "" pairs; a field JSON.stringify escapes ('\', control characters) */
+const PAIRS = 1;
+const ESCAPES = 2;
+
+const HEX = Buffer.from("0123456789abcdef");
+
+/** The fast mapper for these options and this header, or undefined when the straightforward path must do it all. */
+export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastCsvMapper | undefined {
+  const names = [...opts.key, ...(opts.value ?? []), ...(opts.valueRaw !== undefined ? [opts.valueRaw] : [])];
+  if (opts.key.length === 0 || names.some((n) => n in Object.prototype)) return undefined;
+  if (new Set(header).size !== header.length) return undefined;
+  const maxKey = opts.maxKeyBytes ?? SST.maxKeyBytes;
+  const maxValue = opts.maxValueBytes ?? SST.maxValueBytes;
+  // the record object as the straightforward path builds it (header name → field index), so that for...in gives
+  // JavaScript's member order and drops what it drops (a "__proto__" header)
+  const rec: Record<string, number> = {};
+  for (let i = 0; i < header.length; i++) rec[header[i]] = i;
+  const own = (c: string) => Object.hasOwn(rec, c);
+  if (!opts.key.every(own)) return undefined;
+  const keyIdx = Int32Array.from(opts.key, (c) => rec[c]);
+  const nk = keyIdx.length;
+  const mode = opts.valueRaw !== undefined ? 2 : opts.value ? 1 : 0; // 0 all but keys, 1 columns, 2 raw
+  let rawIdx = -1;
+  // value members in output order: field index (-1: null) and the bytes before the value ('{' or ',', name, ':')
+  const cols: number[] = [];
+  const prefixes: Uint8Array[] = [];
+  const member = (name: string, idx: number) => {
+    prefixes.push(Buffer.from(`${cols.length === 0 ? "{" : ","}${JSON.stringify(name)}:`, "utf8"));
+    cols.push(idx);
+  };
+  if (mode === 2) {
+    if (!own(opts.valueRaw as string)) return undefined;
+    rawIdx = rec[opts.valueRaw as string];
+  } else if (mode === 1) {
+    const o: Record<string, number> = {};
+    for (const c of opts.value as string[]) o[c] = own(c) ? rec[c] : -1;
+    for (const c in o) member(c, o[c]);
+  } else {
+    const keySet = new Set(opts.key);
+    for (const c in rec) if (!keySet.has(c)) member(c, rec[c]);
+  }
+  const nc = cols.length;
+  const colIdx = Int32Array.from(cols);
+  let prefixBytes = 0;
+  for (const p of prefixes) prefixBytes += p.length;
+  const ncols = header.length;
+  const fs = new Int32Array(ncols + 1);
+  const fe = new Int32Array(ncols + 1);
+  const ff = new Uint8Array(ncols + 1);
+  // plain Uint8Arrays: the run writer copies from them with subarray(), cheaper than a Buffer's
+  let keyBuf = new Uint8Array(256);
+  let valBuf = new Uint8Array(4096);
+
+  /** field x's content as the straightforward path decodes it ("" → ") into keyBuf at o, 0x00 escaped when tuple */
+  const keyBytes = (b: Uint8Array, x: number, o: number, tuple: boolean): number => {
+    const s = fs[x];
+    const z = fe[x];
+    const f = ff[x];
+    const kb = keyBuf;
+    if (f === 0) {
+      for (let i = s; i < z; i++) kb[o++] = b[i];
+      return o;
+    }
+    for (let i = s; i < z; i++) {
+      const c = b[i];
+      kb[o++] = c;
+      if (c === 34)
+        i++; // "" → "
+      else if (c === 0 && tuple) kb[o++] = 0xff;
+    }
+    return o;
+  };
+
+  const out: FastCsvMapper = {
+    keySrc: keyBuf,
+    keyStart: 0,
+    keyEnd: 0,
+    valSrc: valBuf,
+    segs: new Int32Array(2),
+    nsegs: 1,
+    valueLen: 0,
+    map(b: Uint8Array, start: number, e: number): boolean {
+      if (start >= e) return false; // blank: not a record
+      // split into fields as csvFields does; decline where it throws
+      let nonAscii = false;
+      let i = start;
+      let n = 0;
+      let contentBytes = 0;
+      for (;;) {
+        if (n >= ncols) return false;
+        let f = 0;
+        let s: number;
+        if (i < e && b[i] === 34) {
+          s = ++i;
+          for (;;) {
+            if (i >= e) return false; // not closed on this line
+            const c = b[i];
+            if (c === 34) {
+              if (i + 1 < e && b[i + 1] === 34) {
+                f |= PAIRS;
+                i += 2;
+                continue;
+              }
+              break;
+            }
+            if (c < 32 || c === 92) f |= ESCAPES;
+            else if (c >= 128) nonAscii = true;
+            i++;
+          }
+          fs[n] = s;
+          fe[n] = i;
+          i++;
+          if (i < e && b[i] !== 44) return false;
+        } else {
+          s = i;
+          while (i < e) {
+            const c = b[i];
+            if (c === 44) break;
+            if (c === 34) return false;
+            if (c < 32 || c === 92) f |= ESCAPES;
+            else if (c >= 128) nonAscii = true;
+            i++;
+          }
+          fs[n] = s;
+          fe[n] = i;
+        }
+        ff[n++] = f;
+        contentBytes += i - s;
+        if (i >= e) break;
+        i++; // the comma
+        if (i === e) {
+          if (n >= ncols) return false;
+          fs[n] = e;
+          fe[n] = e;
+          ff[n++] = 0;
+          break;
+        }
+      }
+      if (n !== ncols) return false;
+      if (nonAscii && !isUtf8(Buffer.from(b.buffer, b.byteOffset + start, e - start))) return false;
+      // key
+      if (nk === 1) {
+        const x = keyIdx[0];
+        if (fe[x] === fs[x]) return false; // empty
+        if ((ff[x] & PAIRS) === 0) {
+          if (fe[x] - fs[x] > maxKey) return false;
+          out.keySrc = b;
+          out.keyStart = fs[x];
+          out.keyEnd = fe[x];
+        } else {
+          if (keyBuf.length < fe[x] - fs[x]) keyBuf = new Uint8Array(2 * (fe[x] - fs[x]));
+          const o = keyBytes(b, x, 0, false);
+          if (o > maxKey) return false;
+          out.keySrc = keyBuf;
+          out.keyStart = 0;
+          out.keyEnd = o;
+        }
+      } else {
+        let bound = 0;
+        for (let k = 0; k < nk; k++) {
+          const x = keyIdx[k];
+          if (fe[x] === fs[x]) return false; // empty
+          bound += 2 * (fe[x] - fs[x]) + 2;
+        }
+        if (keyBuf.length < bound) keyBuf = new Uint8Array(bound);
+        let o = 0;
+        for (let k = 0; k < nk; k++) {
+          o = keyBytes(b, keyIdx[k], o, true);
+          keyBuf[o++] = 0;
+          keyBuf[o++] = 1;
+        }
+        if (o > maxKey) return false;
+        out.keySrc = keyBuf;
+        out.keyStart = 0;
+        out.keyEnd = o;
+      }
+      // value
+      const segs = out.segs;
+      if (mode === 2) {
+        const x = rawIdx;
+        if ((ff[x] & PAIRS) === 0) {
+          if (fe[x] - fs[x] > maxValue) return false;
+          out.valSrc = b;
+          segs[0] = fs[x];
+          segs[1] = fe[x];
+          out.valueLen = fe[x] - fs[x];
+          return true;
+        }
+        // only "" pairs can make a raw value differ from its bytes (ESCAPES is about JSON)
+        let o = 0;
+        if (valBuf.length < fe[x] - fs[x]) valBuf = new Uint8Array(2 * (fe[x] - fs[x]));
+        const vb = valBuf;
+        for (let y = fs[x]; y < fe[x]; y++) {
+          const c = b[y];
+          vb[o++] = c;
+          if (c === 34) y++;
+        }
+        if (o > maxValue) return false;
+        out.valSrc = vb;
+        segs[0] = 0;
+        segs[1] = o;
+        out.valueLen = o;
+        return true;
+      }
+      // a JSON object: '{' prefix "field" ',' prefix "field" ... '}' (\u00XX is 6 bytes for 1)
+      const bound = prefixBytes + 6 * contentBytes + 6 * nc + 2;
+      if (valBuf.length < bound) valBuf = new Uint8Array(Math.max(bound, 2 * valBuf.length));
+      const vb = valBuf;
+      let o = 0;
+      if (nc === 0) vb[o++] = 123;
+      for (let k = 0; k < nc; k++) {
+        const p = prefixes[k];
+        for (let y = 0; y < p.length; y++) vb[o++] = p[y];
+        const x = colIdx[k];
+        if (x < 0) {
+          vb[o++] = 110; // null
+          vb[o++] = 117;
+          vb[o++] = 108;
+          vb[o++] = 108;
+          continue;
+        }
+        vb[o++] = 34;
+        const z = fe[x];
+        if (ff[x] === 0) for (let y = fs[x]; y < z; y++) vb[o++] = b[y];
+        else {
+          for (let y = fs[x]; y < z; y++) {
+            const c = b[y];
+            if (c >= 32 && c !== 92 && c !== 34) {
+              vb[o++] = c;
+              continue;
+            }
+            vb[o++] = 92;
+            if (c === 34) {
+              vb[o++] = 34;
+              y++; // "" → \"
+            } else if (c === 92) vb[o++] = 92;
+            else if (c === 8) vb[o++] = 98;
+            else if (c === 9) vb[o++] = 116;
+            else if (c === 10) vb[o++] = 110;
+            else if (c === 12) vb[o++] = 102;
+            else if (c === 13) vb[o++] = 114;
+            else {
+              vb[o++] = 117;
+              vb[o++] = 48;
+              vb[o++] = 48;
+              vb[o++] = HEX[c >> 4];
+              vb[o++] = HEX[c & 15];
+            }
+          }
+        }
+        vb[o++] = 34;
+      }
+      vb[o++] = 125;
+      if (o > maxValue) return false;
+      out.valSrc = vb;
+      segs[0] = 0;
+      segs[1] = o;
+      out.valueLen = o;
+      return true;
+    },
+  };
+  return out;
+}
