@@ -114,11 +114,12 @@ export class SstWriter {
   /** blocks compressed on this thread since the last event-loop turn */
   private nativeSealed = 0;
   /**
-   * bloom hashes computed in add() (no ring, JS builder); else per block: by the WebAssembly builder when the block
-   * is cut (hashPerBlock, no ring), or when it is sealed (ring)
+   * bloom hashes computed in add() (JS builder, no ring); else per block: by the WebAssembly builder when the block
+   * is cut (hashPerBlock), or when it is sealed (hashInRing: JS builder with a ring)
    */
   private hashInAdd = true;
   private hashPerBlock = false;
+  private hashInRing = false;
   private hashScratch: Uint8Array | undefined;
 
   // current data block
@@ -186,13 +187,16 @@ export class SstWriter {
     if ((this.rawCompress !== undefined || ringForNone) && bs <= RING_MAX_BLOCK) {
       const cap = Math.ceil((Math.max(bs * 2, 8192) + 64) / 8) * 8; // slots at 8-byte aligned offsets
       const k = Math.max(4, Math.min(128, Math.floor(RING_BYTES / cap)));
-      // the bloom hashes come from each block's keys at sealing time (on the worker when attached): measured, this
-      // balances the threads best (2M keys, snappy: writer thread 1.6 s + worker 1.3 s, vs 1.9 s + 0.9 s hashing
-      // in add())
-      const hashInRing = this.bloom !== undefined;
+      // JS bloom: the hashes come from each block's keys at sealing time (on the worker when attached): measured,
+      // this balances the threads best (2M keys, snappy: writer thread 1.6 s + worker 1.3 s, vs 1.9 s + 0.9 s
+      // hashing in add()). The WebAssembly builder hashes each block on the writer's thread when it is cut (below):
+      // cheaper than the worker's JS hashing
+      const hashInRing = this.bloom !== undefined && !(this.bloom instanceof WasmBloomBuilder);
       this.ring = new BlockRing(this.ctype, this.rawCompress, cap, k, parallel, hashInRing);
       this.hashInAdd = !hashInRing;
-    } else if (this.bloom instanceof WasmBloomBuilder) {
+      this.hashInRing = hashInRing;
+    }
+    if (this.bloom instanceof WasmBloomBuilder) {
       // one call per block into the module (it decodes and hashes the block's keys) instead of one hash per add()
       this.hashInAdd = false;
       this.hashPerBlock = true;
@@ -434,7 +438,7 @@ export class SstWriter {
     } else {
       // no ring, or a block that outgrew its slot: everything before it first, then seal it here
       if (ring !== undefined) while (ring.inFlight > 0) this.collectOne();
-      if (ring !== undefined && this.bloom) this.hashBlock(b, p);
+      if (this.hashInRing) this.hashBlock(b, p);
       const start = this.offset + this.cpos;
       const size = this.emitBlock(b.subarray(0, p), true);
       this.dataBlocks++;
@@ -463,11 +467,7 @@ export class SstWriter {
 
   /** Bloom hashes of the keys of a raw block built outside the ring (a block that outgrew its slot). */
   private hashBlock(b: Uint8Array, len: number): void {
-    const bloom = this.bloom as BloomBuilder | WasmBloomBuilder;
-    if (bloom instanceof WasmBloomBuilder) {
-      bloom.addBlock(b, this.pos);
-      return;
-    }
+    const bloom = this.bloom as BloomBuilder;
     const keys = Math.floor(len / 11) + 1;
     const out = new Uint32Array(2 * keys);
     if (!this.hashScratch || this.hashScratch.length < len) this.hashScratch = new Uint8Array(len);
