@@ -52,7 +52,7 @@ export interface FastCsvMapper {
 const PAIRS = 1;
 const ESCAPES = 2;
 
-const HEX = Buffer.from("0123456789abcdef");
+const HEX = Uint8Array.from(Buffer.from("0123456789abcdef"));
 
 /** The fast mapper for these options and this header, or undefined when the straightforward path must do it all. */
 export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastCsvMapper | undefined {
@@ -71,11 +71,11 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
   const nk = keyIdx.length;
   const mode = opts.valueRaw !== undefined ? 2 : opts.value ? 1 : 0; // 0 all but keys, 1 columns, 2 raw
   let rawIdx = -1;
-  // value members in output order: field index (-1: null) and the bytes before the value ('{' or ',', name, ':')
+  // value members in output order: field index (-1: null) and name
   const cols: number[] = [];
-  const prefixes: Uint8Array[] = [];
+  const colNames: string[] = [];
   const member = (name: string, idx: number) => {
-    prefixes.push(Buffer.from(`${cols.length === 0 ? "{" : ","}${JSON.stringify(name)}:`, "utf8"));
+    colNames.push(name);
     cols.push(idx);
   };
   if (mode === 2) {
@@ -91,8 +91,34 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
   }
   const nc = cols.length;
   const colIdx = Int32Array.from(cols);
-  let prefixBytes = 0;
-  for (const p of prefixes) prefixBytes += p.length;
+  // the value's constant bytes around the fields, in one array: piece k (before member k's field: '{' or the quote
+  // closing the previous field and ',', the name, ':', the opening quote or null), then the tail (closing quote, '}')
+  const pieces: string[] = [];
+  for (let k = 0; k < nc; k++) {
+    const before = k === 0 ? "{" : `${cols[k - 1] >= 0 ? '"' : ""},`;
+    pieces.push(`${before}${JSON.stringify(colNames[k])}:${cols[k] >= 0 ? '"' : "null"}`);
+  }
+  pieces.push(nc === 0 ? "{}" : `${cols[nc - 1] >= 0 ? '"' : ""}}`);
+  const pieceBytes = pieces.map((x) => Buffer.from(x, "utf8"));
+  const pre = new Uint8Array(pieceBytes.reduce((a, x) => a + x.length, 0));
+  const preOff = new Int32Array(nc + 2);
+  for (let k = 0; k <= nc; k++) {
+    pre.set(pieceBytes[k], preOff[k]);
+    preOff[k + 1] = preOff[k] + pieceBytes[k].length;
+  }
+  const prefixBytes = pre.length;
+  // the pieces as little-endian 32-bit words (written with a DataView: a quarter of the stores; the last word's spare
+  // bytes land where the next field goes, or in valBuf's slack)
+  const preWOff = new Int32Array(nc + 2);
+  for (let k = 0; k <= nc; k++) preWOff[k + 1] = preWOff[k] + ((pieceBytes[k].length + 3) >> 2);
+  const preW = new Uint32Array(preWOff[nc + 1]);
+  for (let k = 0; k <= nc; k++) {
+    const padded = new Uint8Array((preWOff[k + 1] - preWOff[k]) * 4);
+    padded.set(pieceBytes[k]);
+    const dv = new DataView(padded.buffer);
+    for (let j = 0; j < padded.length; j += 4) preW[preWOff[k] + j / 4] = dv.getUint32(j, true);
+  }
+  const preLen = Int32Array.from(pieceBytes, (x) => x.length);
   const ncols = header.length;
   const fs = new Int32Array(ncols + 1);
   const fe = new Int32Array(ncols + 1);
@@ -100,6 +126,10 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
   // plain Uint8Arrays: the run writer copies from them with subarray(), cheaper than a Buffer's
   let keyBuf = new Uint8Array(256);
   let valBuf = new Uint8Array(4096);
+  let valView = new DataView(valBuf.buffer);
+  /** a DataView of the last line array seen (scanLines hands out one array per piece) */
+  let lastB: Uint8Array | undefined;
+  let bv: DataView<ArrayBufferLike> = new DataView(valBuf.buffer);
 
   /** field x's content as the straightforward path decodes it ("" → ") into keyBuf at o, 0x00 escaped when tuple */
   const keyBytes = (b: Uint8Array, x: number, o: number, tuple: boolean): number => {
@@ -252,27 +282,34 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
         out.valueLen = o;
         return true;
       }
-      // a JSON object: '{' prefix "field" ',' prefix "field" ... '}' (\u00XX is 6 bytes for 1)
-      const bound = prefixBytes + 6 * contentBytes + 6 * nc + 2;
-      if (valBuf.length < bound) valBuf = new Uint8Array(Math.max(bound, 2 * valBuf.length));
+      // a JSON object: piece 0, field 0, piece 1, field 1, …, the tail (a field byte is at most 6: \u00XX)
+      const bound = prefixBytes + 6 * contentBytes + 8;
+      if (b !== lastB) {
+        lastB = b;
+        bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      }
+      const blen = b.byteLength;
+      if (valBuf.length < bound) {
+        valBuf = new Uint8Array(Math.max(bound, 2 * valBuf.length));
+        valView = new DataView(valBuf.buffer);
+      }
       const vb = valBuf;
+      const dv = valView;
       let o = 0;
-      if (nc === 0) vb[o++] = 123;
       for (let k = 0; k < nc; k++) {
-        const p = prefixes[k];
-        for (let y = 0; y < p.length; y++) vb[o++] = p[y];
+        for (let w = preWOff[k], z = preWOff[k + 1], q = o; w < z; w++, q += 4) dv.setUint32(q, preW[w], true);
+        o += preLen[k];
         const x = colIdx[k];
-        if (x < 0) {
-          vb[o++] = 110; // null
-          vb[o++] = 117;
-          vb[o++] = 108;
-          vb[o++] = 108;
-          continue;
-        }
-        vb[o++] = 34;
+        if (x < 0) continue; // null: in the piece
         const z = fe[x];
-        if (ff[x] === 0) for (let y = fs[x]; y < z; y++) vb[o++] = b[y];
-        else {
+        if (ff[x] === 0) {
+          const y0 = fs[x];
+          if (z + 3 <= blen) {
+            // whole words (the spare bytes of the last are overwritten next, or land in valBuf's slack)
+            for (let y = y0, q = o; y < z; y += 4, q += 4) dv.setUint32(q, bv.getUint32(y, true), true);
+            o += z - y0;
+          } else for (let y = y0; y < z; y++) vb[o++] = b[y];
+        } else {
           for (let y = fs[x]; y < z; y++) {
             const c = b[y];
             if (c >= 32 && c !== 92 && c !== 34) {
@@ -298,9 +335,9 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
             }
           }
         }
-        vb[o++] = 34;
       }
-      vb[o++] = 125;
+      for (let w = preWOff[nc], z = preWOff[nc + 1], q = o; w < z; w++, q += 4) dv.setUint32(q, preW[w], true);
+      o += preLen[nc];
       if (o > maxValue) return false;
       out.valSrc = vb;
       segs[0] = 0;

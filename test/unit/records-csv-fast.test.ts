@@ -121,7 +121,8 @@ function fast(opts: FastCsvOptions, header: string[], whole: Buffer) {
   const m = makeFastCsvMapper(opts, header);
   if (!m) return undefined;
   // the line inside a larger array, bytes around it, as scanLines hands it over
-  const buf = new Uint8Array(line.length + 6);
+  // (0-3 bytes after it: the last field's bytes are copied as whole words only when the array has them)
+  const buf = new Uint8Array(line.length + 3 + (line.length % 4));
   buf.fill(0x2c);
   buf.set(line, 3);
   let e = 3 + line.length;
