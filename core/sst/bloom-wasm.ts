@@ -92,7 +92,8 @@ export class WasmBloomBuilder {
   /** memory up to `end`; returns the byte view (new after a grow) */
   private ensure(end: number): Uint8Array {
     const have = this.mem.buffer.byteLength;
-    if (end > have) this.mem.grow(Math.ceil((end - have) / PAGE));
+    // by at least a quarter: a few dozen grows for a file of millions of keys (each detaches the view)
+    if (end > have) this.mem.grow(Math.max(Math.ceil((end - have) / PAGE), Math.ceil(have / PAGE / 4)));
     if (this.u8.buffer !== this.mem.buffer) this.u8 = new Uint8Array(this.mem.buffer);
     return this.u8;
   }
