@@ -7,8 +7,10 @@
  *                 scanner (FERRY_JSONL_WASM=0), interleaved
  *   build         one bucket of all records from 8 in-memory runs (1 shard): parseSegmentColumns alone, + the k-way
  *                 merge, whole buildBucket (SST writer, sha256) with a null sink
- *   s3            against the local stack (started for the run unless one is up): s3MultipartSink upload, s3RangeReader
- *                 download in 8 MiB windows, the verification read (hashObject: streamed GET + sha256)
+ *   s3            against the local stack (started for the run unless one is up): Build's upload (s3MultipartSink
+ *                 wrapped by checksummedSink: + xxh3x2 of every byte), s3RangeReader download in 8 MiB windows,
+ *                 Build's verification read (checksumObject: streamed GET + xxh3x2) and the older one (hashObject:
+ *                 streamed GET + sha256, still used for build results without xxh3x2), interleaved
  *
  * CPU is process.cpuUsage() (every thread). Each stage runs `--rounds N` times (default 3); the median is reported,
  * with ns per record or per byte and the ratio to the JSON.parse baseline measured in the same run.
@@ -216,32 +218,45 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     const { withLocalStack } = await import("../local/stack/index.js");
     const { CreateBucketCommand } = await import("@aws-sdk/client-s3");
     const { s3 } = await import("../core/aws/clients.js");
-    const { s3MultipartSink, s3RangeReader } = await import("../core/aws/s3.js");
-    const { hashObject } = await import("../core/manifest/s3.js");
+    const { checksummedSink, s3MultipartSink, s3RangeReader } = await import("../core/aws/s3.js");
+    const { checksumObject, hashObject } = await import("../core/manifest/s3.js");
     out.s3 = await withLocalStack(async () => {
       const bucket = `ferry-stages-${Date.now().toString(36)}`;
       await s3().send(new CreateBucketCommand({ Bucket: bucket }));
       let k = 0;
-      const up = await measure(rounds, async () => {
-        const sink = s3MultipartSink(bucket, `o${k++}`, { unsignedPayload: true });
+      const upload = async () => {
+        const sink = checksummedSink(s3MultipartSink(bucket, `o${k++}`, { unsignedPayload: true }));
         for (let o = 0; o < buf.length; o += 1 << 20) {
           const p = sink.write(buf.subarray(o, Math.min(buf.length, o + (1 << 20))));
           if (p) await p;
         }
         await sink.close();
-      });
-      const down = await measure(rounds, async () => {
+      };
+      const download = async () => {
         for await (const _ of s3RangeReader(bucket, "o0", 0, buf.length, { chunkBytes: 8 << 20, prefetch: 1 }));
-      });
-      const verify = await measure(rounds, () => hashObject(bucket, "o0"));
+      };
+      await upload();
+      // interleaved rounds: the machine's load drifts
+      const times: number[][] = [[], [], [], []];
+      const fns = [upload, download, () => checksumObject(bucket, "o0"), () => hashObject(bucket, "o0")];
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < fns.length; i++) {
+          const c0 = cpu();
+          await fns[i]();
+          times[i].push(cpu() - c0);
+        }
+      }
+      const [up, down, verify, verifySha] = times.map(median);
       const nsPerByte = (s: number) => round((s * 1e9) / buf.length, 2);
       log(
-        `s3: upload ${nsPerByte(up)} ns/B, download ${nsPerByte(down)} ns/B, verification read ${nsPerByte(verify)} ns/B`,
+        `s3: upload ${nsPerByte(up)} ns/B, download ${nsPerByte(down)} ns/B, verification read ${nsPerByte(verify)} ns/B` +
+          ` (by sha256: ${nsPerByte(verifySha)} ns/B)`,
       );
       return {
         uploadNsPerByte: nsPerByte(up),
         downloadNsPerByte: nsPerByte(down),
         verifyReadNsPerByte: nsPerByte(verify),
+        verifyReadSha256NsPerByte: nsPerByte(verifySha),
       };
     });
   }

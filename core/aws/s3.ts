@@ -18,6 +18,7 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { xxh3 } from "@node-rs/xxhash";
 import { ConfigError, EnvironmentError, FerryError, LimitError, NotFoundError } from "../errors.js";
 import { s3 } from "./clients.js";
 import { awsCall, isConditionFailedAwsError, isNotFoundAwsError, toFerryError, withRetries } from "./errors.js";
@@ -384,6 +385,58 @@ export interface ByteSink {
   abort?(err?: unknown): Promise<void>;
   /** true when write() is done with the chunk by the time it returns without a promise */
   readonly consumesSynchronously?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// fast 128-bit checksum of a byte stream (Build's write/re-read match)
+
+/** The second seed of Xxh3x2 (the 64-bit golden ratio); the first is 0. */
+const XXH3X2_SEED = 0x9e3779b97f4a7c15n;
+
+/**
+ * A 128-bit checksum of a byte stream: two streamed XXH3-64 digests of the same bytes with different seeds (0 and
+ * XXH3X2_SEED), as 32 hex characters. @node-rs/xxhash streams only the 64-bit XXH3 (its xxh128 is one-shot, ~3×
+ * slower per byte here); the pair costs ~0.3 ns/B against sha256's ~0.85-2.2. Not cryptographic: it detects bytes
+ * that differ from the ones hashed (see verifyBuiltFile), it does not authenticate them. The digest does not depend
+ * on how the stream is cut into chunks.
+ */
+export class Xxh3x2 {
+  private readonly a = xxh3.Xxh3.withSeed(0n);
+  private readonly b = xxh3.Xxh3.withSeed(XXH3X2_SEED);
+  bytes = 0;
+  update(chunk: Uint8Array): void {
+    this.a.update(chunk);
+    this.b.update(chunk);
+    this.bytes += chunk.length;
+  }
+  digest(): string {
+    return this.a.digest().toString(16).padStart(16, "0") + this.b.digest().toString(16).padStart(16, "0");
+  }
+}
+
+/** A ByteSink that also reports the Xxh3x2 of every byte written to it (see checksummedSink). */
+export interface ChecksummedSink extends ByteSink {
+  /** the Xxh3x2 of the bytes written so far (final once close() resolved) */
+  checksum(): string;
+}
+
+/**
+ * Wraps `sink` so each chunk is hashed (Xxh3x2) as it is handed to the sink, before the sink may reuse or drop it:
+ * the digest is of exactly the bytes the sink was given. Same back-pressure, ownership (`consumesSynchronously`),
+ * close and abort as `sink`.
+ */
+export function checksummedSink(sink: ByteSink): ChecksummedSink {
+  const h = new Xxh3x2();
+  return {
+    consumesSynchronously: sink.consumesSynchronously,
+    write(chunk: Uint8Array) {
+      h.update(chunk);
+      return sink.write(chunk);
+    },
+    close: () => sink.close(),
+    abort: (err?: unknown) => (sink.abort ? sink.abort(err) : Promise.resolve()),
+    checksum: () => h.digest(),
+  };
 }
 
 /**

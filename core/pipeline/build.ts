@@ -14,7 +14,7 @@ import { PIPELINE } from "../limits.js";
 import { versionPrefix } from "../manifest/schema.js";
 import { printableKey } from "../records/key.js";
 import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
-import { s3MultipartSink } from "../aws/s3.js";
+import { type ChecksummedSink, checksummedSink, s3MultipartSink } from "../aws/s3.js";
 import type { OpenSink } from "../shuffle/io.js";
 import { type MergedBatch, mergeSegmentColumns } from "../shuffle/merge.js";
 import {
@@ -181,11 +181,14 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     const prefix = versionPrefix(req.dataset, req.version);
     const openSink = args.openSink ?? openSstSink;
     const names: string[] = [];
+    // each file's xxh3x2 as its bytes go to the sink: what Build's verification re-read compares (verifyBuiltFile)
+    const sinks: ChecksummedSink[] = [];
     const writer = new SstFileSetWriter(
-      (n) => {
+      async (n) => {
         const name = `shard=${bucket.shard}/${sstFileName(bucket.id, n)}`;
         names[n] = name;
-        return openSink(args.dataBucket, prefix + name);
+        sinks[n] = checksummedSink(await openSink(args.dataBucket, prefix + name));
+        return sinks[n];
       },
       {
         compression: req.sstCompression,
@@ -291,6 +294,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
         entries: f.entries,
         bytes: f.bytes,
         sha256: f.sha256,
+        xxh3x2: sinks[f.index].checksum(),
       }));
     } catch (e) {
       await writer.abort(e);

@@ -108,10 +108,16 @@ export interface BuildResult {
     entries: number;
     bytes: number;
     sha256: string;
+    /**
+     * Xxh3x2 (core/aws/s3.ts: 128-bit, non-cryptographic) of the bytes as they went to the upload, which Build's
+     * verification re-read compares instead of re-doing sha256 (see verifyBuiltFile). Not in the manifest (its
+     * schema keeps sha256 only). Absent in results written by older builds: those verify by sha256.
+     */
+    xxh3x2?: string;
   }>;
   /**
-   * Set by Build once every file was re-read from S3 after its upload (size and sha256 of the landed bytes, SST
-   * properties read back); Publish refuses a result without it. `files`/`bytes` are what was verified.
+   * Set by Build once every file was re-read from S3 after its upload (size and checksum — xxh3x2, else sha256 — of
+   * the landed bytes, SST properties read back); Publish refuses a result without it. `files`/`bytes` are what was verified.
    */
   verified?: { method: string; files: number; bytes: number };
 }

@@ -1,11 +1,12 @@
 /**
- * Build's verification of the files it wrote (a re-read from S3: size and sha256 of the landed bytes, SST properties
- * over ranged GETs) and Publish's cheap per-file check (HeadObject: present, with the verified size), against the
+ * Build's verification of the files it wrote (a re-read from S3: size and xxh3x2 — sha256 for results without one —
+ * of the landed bytes, SST properties over ranged GETs) and Publish's cheap per-file check (HeadObject: present, with the verified size), against the
  * local stack's S3 with a real SST file: each way a landed file can differ from its build result is caught and named.
  */
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { putBytes, s3 } from "../../core/aws/index.js";
+import { Xxh3x2 } from "../../core/aws/s3.js";
 import { CorruptionError } from "../../core/errors.js";
 import { checkPublishedFile, verifyBuiltFile } from "../../core/pipeline/publish.js";
 import type { BuildResult } from "../../core/pipeline/types.js";
@@ -16,6 +17,8 @@ const prefix = "versions/d/v1/";
 type FileEntry = BuildResult["files"][number];
 let bytes: Uint8Array;
 let good: FileEntry;
+/** `good` with the xxh3x2 Build records now */
+let goodX: FileEntry;
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -39,6 +42,9 @@ beforeAll(async () => {
     sha256: info.sha256,
   };
   expect(bytes.length).toBe(info.bytes);
+  const x = new Xxh3x2();
+  x.update(bytes);
+  goodX = { ...good, xxh3x2: x.digest() };
   await putBytes(bucket, prefix + good.path, bytes);
 });
 
@@ -75,6 +81,44 @@ describe("Build verifies what landed", () => {
     const err = await verifyBuiltFile(bucket, prefix, { ...good, path }).catch((e) => e);
     expect(err).toBeInstanceOf(CorruptionError);
     expect(String(err.message)).toMatch(/sha256 .* build result says/);
+  });
+});
+
+describe("Build verifies what landed by xxh3x2 when the build result has it", () => {
+  it("accepts a file that matches its build result", async () => {
+    await expect(verifyBuiltFile(bucket, prefix, goodX)).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ["another size", (f: FileEntry) => ({ ...f, bytes: f.bytes + 1 }), /bytes, build result says/],
+    [
+      "another xxh3x2",
+      (f: FileEntry) => ({ ...f, xxh3x2: "0".repeat(32) }),
+      /xxh3x2 [0-9a-f]{32}, build result says 0{32}$/,
+    ],
+    [
+      "other entries",
+      (f: FileEntry) => ({ ...f, entries: f.entries - 1 }),
+      /SST properties say 500 entries, build result 499/,
+    ],
+    ["another key range", (f: FileEntry) => ({ ...f, largestKey: hex(Buffer.from("key-99999")) }), /key range differs/],
+  ])("refuses a build result with %s", async (_n, mutate, re) => {
+    const err = await verifyBuiltFile(bucket, prefix, mutate(goodX)).catch((e) => e);
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect(String(err.message)).toMatch(re);
+    expect(String(err.message)).toContain(`s3://${bucket}/${prefix}${good.path}`);
+  });
+
+  it("refuses a landed file with one byte changed (same size), naming expected and actual", async () => {
+    const path = "shard=0/s0000-b0000-0002.sst";
+    const bad = Buffer.from(bytes);
+    bad[bad.length - 100] ^= 0x01;
+    await putBytes(bucket, prefix + path, bad);
+    const err = await verifyBuiltFile(bucket, prefix, { ...goodX, path }).catch((e) => e);
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect(String(err.message)).toMatch(/xxh3x2 [0-9a-f]{32}, build result says [0-9a-f]{32}/);
+    expect(err.details).toMatchObject({ expected: goodX.xxh3x2, file: `s3://${bucket}/${prefix}${path}` });
+    expect(err.details.actual).not.toBe(goodX.xxh3x2);
   });
 });
 

@@ -1,10 +1,12 @@
 /**
  * Build's own checks on what the merge hands it (memory stores, real runs and SST writer): keys of another shard,
  * below the bucket's lower bound or at/above its upper bound are a CorruptionError naming the key and the chunk;
- * duplicates are found by sameKey under each policy; sameKey itself.
+ * duplicates are found by sameKey under each policy; sameKey itself; each file's xxh3x2 is of the bytes uploaded.
  */
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { Xxh3x2 } from "../../core/aws/s3.js";
 import { CorruptionError, InputError } from "../../core/errors.js";
 import { buildBucket, compareRecords, sameKey } from "../../core/pipeline/build.js";
 import type { Bucket, LoadRequest, Plan } from "../../core/pipeline/types.js";
@@ -70,7 +72,7 @@ async function build(keyLists: string[][], bucket: Bucket, req: LoadRequest) {
     const sst = await SstReader.open(bufferSource(out.get(`data/versions/ds/v1/${f.path}`) as Uint8Array));
     for await (const [k, v] of sst.scan()) kv.push([dec.decode(k), dec.decode(v)]);
   }
-  return { r, kv };
+  return { r, kv, out };
 }
 
 const hex = (s: string) => Buffer.from(s).toString("hex");
@@ -133,6 +135,22 @@ describe("buildBucket key checks", () => {
     expect(String(err.message)).toMatch(
       /duplicate keys .*key "b" in s3:\/\/in\/f0 line 2 and s3:\/\/in\/f1 line 1 and s3:\/\/in\/f2 line 1/,
     );
+  });
+});
+
+describe("buildBucket file checksums", () => {
+  it("records each file's xxh3x2 of the bytes it uploaded, next to their sha256", async () => {
+    const keys = Array.from({ length: 3000 }, (_, i) => `k${String(i).padStart(5, "0")}`);
+    const lists = [keys.filter((_, i) => i % 2 === 0), keys.filter((_, i) => i % 2 === 1)];
+    const { r, out } = await build(lists, whole, request({ targetFileSize: 16 * 1024 }));
+    expect(r.files.length).toBeGreaterThan(1);
+    for (const f of r.files) {
+      const bytes = out.get(`data/versions/ds/v1/${f.path}`) as Uint8Array;
+      const x = new Xxh3x2();
+      x.update(bytes);
+      expect(f.xxh3x2).toBe(x.digest());
+      expect(f.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
+    }
   });
 });
 

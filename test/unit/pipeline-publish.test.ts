@@ -147,6 +147,11 @@ describe("manifest", () => {
     expect(m.sst).toEqual({ compression: "snappy", bloomBitsPerKey: 10, formatVersion: 5 });
     const later = buildManifest(plan, results(), { recordsIn: 21, duplicates: 2, skipped: 1 }, "2027-01-01T00:00:00Z");
     expect(sameManifestContent(m, later)).toBe(true);
+    // Build's xxh3x2 (its verification checksum) stays out of the manifest: same files, same content
+    const withXxh = results().map((r) => ({ ...r, files: r.files.map((f) => ({ ...f, xxh3x2: "b".repeat(32) })) }));
+    const mx = buildManifest(plan, withXxh, { recordsIn: 21, duplicates: 2, skipped: 1 }, "2026-01-01T00:00:00Z");
+    expect(mx).toEqual(m);
+    expect(JSON.stringify(mx)).not.toContain("xxh3x2");
     const other = buildManifest(plan, results(), { recordsIn: 21, duplicates: 2, skipped: 0 });
     expect(sameManifestContent(m, other)).toBe(false);
   });
