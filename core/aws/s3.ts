@@ -134,24 +134,33 @@ function nodeBody(body: unknown): (Readable & AsyncIterable<Uint8Array>) | undef
 }
 
 /**
- * Reads a response body of `expected` bytes into one new buffer (one copy per byte; the SDK's transformToByteArray
- * collects the chunks and then concatenates them). Returns the bytes and how many the body really had: a short or
+ * Reads a response body of `expected` bytes into one new buffer, or into `into` (at least `expected` bytes long) when
+ * given (one copy per byte; the SDK's transformToByteArray collects the chunks and then concatenates them). Returns the bytes and how many the body really had: a short or
  * long body gives `got !== expected` (and no bytes), which the caller reports.
  */
 async function bodyExact(
   body: unknown,
   expected: number,
   what: string,
+  into?: Uint8Array,
 ): Promise<{ bytes: Uint8Array | undefined; got: number }> {
   const stream = nodeBody(body);
   if (!stream) {
     const bytes = await bodyBytes(body, what);
+    if (into && bytes.length === expected) {
+      into.set(bytes);
+      return { bytes: into.subarray(0, expected), got: expected };
+    }
     return { bytes: bytes.length === expected ? bytes : undefined, got: bytes.length };
   }
-  // a plain Uint8Array over its own ArrayBuffer (what transformToByteArray returned): allocUnsafeSlow is never a
-  // slice of Buffer's shared pool, and every byte is overwritten before it is returned
-  const b = Buffer.allocUnsafeSlow(expected);
-  const out = new Uint8Array(b.buffer, b.byteOffset, expected);
+  let out: Uint8Array;
+  if (into) out = into.length === expected ? into : into.subarray(0, expected);
+  else {
+    // a plain Uint8Array over its own ArrayBuffer (what transformToByteArray returned): allocUnsafeSlow is never a
+    // slice of Buffer's shared pool, and every byte is overwritten before it is returned
+    const b = Buffer.allocUnsafeSlow(expected);
+    out = new Uint8Array(b.buffer, b.byteOffset, expected);
+  }
   let got = 0;
   for await (const c of stream) {
     if (got + c.length <= expected) out.set(c, got);
@@ -203,6 +212,17 @@ function wrongLength(what: string, expected: number, actual: number): LimitError
  * bytes returns an empty array without a request. Retries a connection dropped mid-body.
  */
 export async function getRange(bucket: string, key: string, start: number, endExclusive: number): Promise<Uint8Array> {
+  return getRangeInto(bucket, key, start, endExclusive, undefined);
+}
+
+/** getRange into `into`'s first bytes when given (at least endExclusive − start long); returns that view. */
+async function getRangeInto(
+  bucket: string,
+  key: string,
+  start: number,
+  endExclusive: number,
+  into: Uint8Array | undefined,
+): Promise<Uint8Array> {
   checkRange(bucket, key, start, endExclusive);
   if (endExclusive === start) return new Uint8Array(0);
   const what = rangeWhat(bucket, key, start, endExclusive);
@@ -211,7 +231,7 @@ export async function getRange(bucket: string, key: string, start: number, endEx
     const res = await s3().send(
       new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${endExclusive - 1}` }),
     );
-    return bodyExact(res.Body, expected, what);
+    return bodyExact(res.Body, expected, what, into);
   });
   if (!bytes) throw wrongLength(what, expected, got);
   return bytes;
@@ -337,17 +357,26 @@ export async function putIfAbsent(
  * `pieces: "network"` fetches the same windows the same way but yields each window as the pieces its body arrived in
  * (≤ 64 KiB each, no copy into a window-sized buffer): for consumers whose cost does not grow with the number of
  * pieces. Every piece is the consumer's to keep.
+ *
+ * `reuseWindows: true` (window pieces only) lends the windows instead: each is a view of one of prefetch + 2 buffers
+ * the reader refills, valid only until the consumer asks for the next window (or stops). For consumers that are done
+ * with a window — parsed it, or copied out what they keep — before they pull the next one. A fresh window-sized
+ * buffer per window is external memory V8 must collect (page faults on first touch, scavenges and mark-compacts for
+ * "external memory pressure").
  */
 export async function* s3RangeReader(
   bucket: string,
   key: string,
   start: number,
   endExclusive: number,
-  opts: { chunkBytes?: number; prefetch?: number; pieces?: "window" | "network" } = {},
+  opts: { chunkBytes?: number; prefetch?: number; pieces?: "window" | "network"; reuseWindows?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const chunk = opts.chunkBytes ?? 8 * MiB;
   const prefetch = Math.max(0, opts.prefetch ?? 1);
   const network = opts.pieces === "network";
+  const reuse = opts.reuseWindows === true && !network;
+  /** buffers of windows the consumer is done with (reuse) */
+  const free: Uint8Array[] = [];
   if (!(chunk > 0)) throw new ConfigError(`s3RangeReader: chunkBytes must be > 0 (got ${chunk})`);
   if (start < 0 || endExclusive < start) {
     throw new ConfigError(`s3RangeReader ${s3Uri(bucket, key)}: bad range [${start}, ${endExclusive})`);
@@ -358,7 +387,9 @@ export async function* s3RangeReader(
     const from = next;
     const to = Math.min(endExclusive, from + chunk);
     next = to;
-    const p = network ? getRangePieces(bucket, key, from, to) : getRange(bucket, key, from, to);
+    const p = network
+      ? getRangePieces(bucket, key, from, to)
+      : getRangeInto(bucket, key, from, to, reuse ? (free.pop() ?? new Uint8Array(chunk)) : undefined);
     p.catch(() => {}); // surfaced when awaited; avoid unhandled rejections if the consumer stops early
     pending.push(p);
   };
@@ -368,7 +399,11 @@ export async function* s3RangeReader(
       const got = await pending.shift()!;
       while (pending.length <= prefetch && next < endExclusive) issue();
       if (Array.isArray(got)) yield* got;
-      else yield got;
+      else {
+        yield got;
+        // the consumer asked for the next window: it is done with this one
+        if (reuse && got.byteLength > 0) free.push(new Uint8Array(got.buffer, got.byteOffset, chunk));
+      }
     }
   } finally {
     pending.length = 0;

@@ -1,7 +1,8 @@
 /**
  * core/aws/s3.ts response bodies against a scripted HTTP endpoint (no emulator): a connection dropped mid-body is
  * retried, a short or long body is an error with the same message on every read path (getRange, s3RangeReader with
- * window and network pieces), and the fast paths return what a straightforward read returns.
+ * window and network pieces, lent windows), and the fast paths return what a straightforward read returns; lent
+ * windows (reuseWindows) come from a few buffers and stay intact until the next window is asked for.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -89,6 +90,14 @@ const readers = {
     (await collect(s3RangeReader("bkt", "obj", s, e, { chunkBytes: 100_000, prefetch: 1 }))).bytes,
   network: async (s: number, e: number) =>
     (await collect(s3RangeReader("bkt", "obj", s, e, { chunkBytes: 100_000, prefetch: 1, pieces: "network" }))).bytes,
+  // lent windows are valid until the next is asked for: copied here
+  reuseWindows: async (s: number, e: number) => {
+    const copies: Buffer[] = [];
+    for await (const w of s3RangeReader("bkt", "obj", s, e, { chunkBytes: 100_000, prefetch: 1, reuseWindows: true })) {
+      copies.push(Buffer.from(w));
+    }
+    return Buffer.concat(copies);
+  },
 };
 
 describe("S3 response bodies (scripted endpoint)", () => {
@@ -120,6 +129,27 @@ describe("S3 response bodies (scripted endpoint)", () => {
     expect(pieces.every((p) => p.constructor === Uint8Array && p.length > 0)).toBe(true);
     // every piece is the consumer's: later reads do not overwrite earlier pieces
     expect(Buffer.concat(pieces).equals(object.subarray(0, 250_000))).toBe(true);
+  });
+
+  it("reuseWindows lends each window from prefetch + 2 buffers, intact until the next is asked for", async () => {
+    script = [];
+    for (const prefetch of [0, 1, 3]) {
+      const buffers = new Set<ArrayBufferLike>();
+      let at = 5;
+      for await (const w of s3RangeReader("bkt", "obj", 5, 290_001, {
+        chunkBytes: 30_000,
+        prefetch,
+        reuseWindows: true,
+      })) {
+        buffers.add(w.buffer);
+        // let the prefetched GETs land before looking at the window: they must not write into it
+        await new Promise((r) => setTimeout(r, 5));
+        expect(Buffer.from(w).equals(object.subarray(at, at + w.length)), `prefetch ${prefetch} at ${at}`).toBe(true);
+        at += w.length;
+      }
+      expect(at).toBe(290_001);
+      expect(buffers.size).toBeLessThanOrEqual(prefetch + 2);
+    }
   });
 
   for (const [name, read] of Object.entries(readers)) {
