@@ -79,6 +79,8 @@ export async function partitionChunk(
             made.mapper = m;
             return m && "arena" in m ? m.arena : new Uint8Array(bytes);
           },
+          // WebAssembly: the sorted records are copied out by the module
+          gather: () => (made.mapper && "gather" in made.mapper ? made.mapper.gather : undefined),
         }
       : {}),
   });

@@ -20,6 +20,7 @@
  * Off when FERRY_JSONL_WASM=0 or WebAssembly is unavailable: makeJsonlMapper then gives the JS mapper.
  */
 import { JSONL_WASM, SST } from "../limits.js";
+import type { RecordGather } from "../shuffle/run.js";
 import { type FastJsonlMapper, type FastJsonlOptions, makeFastJsonlMapper } from "./jsonl-fast.js";
 import { JSONL_SCAN_WASM_BASE64 } from "./wasm/jsonl-scan.gen.js";
 
@@ -43,6 +44,7 @@ interface ScanExports {
   map(start: number, end: number): number;
   route(start: number, end: number): number;
   mapAppend(start: number, end: number, line: number, pos: number, limit: number): number;
+  gather(order: number, starts: number, lens: number, k: number, end: number, dst: number, room: number): number;
 }
 
 /** the plan's buckets as routing needs them (core/pipeline/sample.ts makeRangeRouter) */
@@ -87,6 +89,8 @@ export interface WasmJsonlMapper extends FastJsonlMapper {
    */
   mapAppend?: (start: number, end: number, line: number, pos: number, limit: number) => number;
   appended?: Uint32Array;
+  /** RunWriter's copy-out of sorted records within the arena (RunWriterOptions.gather), in WebAssembly */
+  readonly gather: RecordGather;
   /** With routes only: the bucket of key[start, end), as makeRangeRouter (tests). */
   route?: (key: Uint8Array, start: number, end: number) => number;
 }
@@ -273,8 +277,17 @@ function instantiate(
     m.nsegs = out[2];
     m.valueLen = out[3];
   };
+  const gatherEx = ex.gather;
+  const gather: RecordGather = {
+    copy: (order, starts, lens, k, end, dst, room) =>
+      gatherEx(base + order, base + starts, base + lens, k, end, base + dst, room),
+    get bytes() {
+      return out[0];
+    },
+  };
   const m: WasmJsonlMapper = {
     arena,
+    gather,
     keySrc: arena,
     keyStart: 0,
     keyEnd: 0,

@@ -124,6 +124,22 @@ export interface RunWriterOptions {
    * (core/records/jsonl-wasm.ts): then inputStage() must fit in inputStageBytes, since page 0 is never replaced.
    */
   arena?: (bytes: number) => Uint8Array;
+  /**
+   * With `arena`: the supplier's gatherer of records within page 0 (core/records/jsonl-wasm.ts, in WebAssembly),
+   * asked when the run is written. The sorted records are then copied out by it, not one copyWithin per record.
+   */
+  gather?: () => RecordGather | undefined;
+}
+
+/**
+ * Copies records of page 0 to the output staging in a given order (RunWriter.writeAll). Positions are offsets in
+ * page 0: `order` (u32 record indexes), `starts` and `lens` (u32 per record) are tables there. copy() moves records
+ * order[k], order[k + 1], ... back to back to [dst, dst + room), up to order index `end` or the first record that
+ * does not fit, and returns the order index reached; `bytes` = what the last copy() wrote.
+ */
+export interface RecordGather {
+  copy(order: number, starts: number, lens: number, k: number, end: number, dst: number, room: number): number;
+  readonly bytes: number;
 }
 
 export interface RunSummary {
@@ -167,6 +183,8 @@ export class RunWriter {
   private memory = 0;
   private records = 0;
   private readonly memoryBytes: number;
+  /** page 0's length that is the writer's (the supplied arena may be longer) */
+  private readonly pageBytes: number;
   private spillDir?: string;
   private spillFiles: Array<{ path: string; segs: Array<SpillSegment | undefined> }> = [];
   /** per bucket: records and record bytes so far (spilled + in memory) */
@@ -179,6 +197,7 @@ export class RunWriter {
     this.memoryBytes = opts.memoryBytes ?? PIPELINE.partitionMemoryBytes;
     this.limit = Math.max(4096, this.memoryBytes);
     const bytes = this.limit + OUT_BYTES + (opts.inputStageBytes ?? 0);
+    this.pageBytes = bytes;
     this.cur = opts.arena ? opts.arena(bytes) : new Uint8Array(bytes);
     if (this.cur.length < bytes) throw new RangeError("RunWriter: the arena supplied is smaller than asked");
     this.pages = [this.cur];
@@ -469,21 +488,48 @@ export class RunWriter {
       const { pages, rPage, rStart, rLen } = this;
       const arena = pages[0];
       const stage = out.stage;
-      for (let b = 0; b < nb; b++) {
-        if (starts[b + 1] === starts[b]) continue;
-        out.beginSegment();
-        for (let k = starts[b]; k < starts[b + 1]; k++) {
-          const i = order[k];
-          const s = rStart[i];
-          const len = rLen[i];
-          // the common case inline: an arena record that fits the staging area, moved within the arena
-          if (rPage[i] === 0 && len <= OUT_BYTES - out.o) {
-            arena.copyWithin(stage + out.o, s, s + len);
-            out.o += len;
-          } else await out.put(pages[rPage[i]].subarray(s, s + len));
+      // every record in page 0 and room for the tables after the staging area (the input stage, free now): the
+      // supplier's gatherer copies them out
+      const gather = pages.length === 1 ? this.opts.gather?.() : undefined;
+      const tab = (stage + OUT_BYTES + 3) & ~3;
+      if (gather && tab + 12 * this.n <= this.pageBytes) {
+        const n = this.n;
+        const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
+        cols.set(order);
+        cols.set(rStart.subarray(0, n), n);
+        cols.set(rLen.subarray(0, n), 2 * n);
+        for (let b = 0; b < nb; b++) {
+          const end = starts[b + 1];
+          let k = starts[b];
+          if (k === end) continue;
+          out.beginSegment();
+          while (k < end) {
+            k = gather.copy(tab, tab + 4 * n, tab + 8 * n, k, end, stage + out.o, OUT_BYTES - out.o);
+            out.o += gather.bytes;
+            if (k < end) {
+              // the next record does not fit: as below
+              const i = order[k++];
+              await out.put(arena.subarray(rStart[i], rStart[i] + rLen[i]));
+            }
+          }
+          await out.endSegment();
         }
-        await out.endSegment();
-      }
+      } else
+        for (let b = 0; b < nb; b++) {
+          if (starts[b + 1] === starts[b]) continue;
+          out.beginSegment();
+          for (let k = starts[b]; k < starts[b + 1]; k++) {
+            const i = order[k];
+            const s = rStart[i];
+            const len = rLen[i];
+            // the common case inline: an arena record that fits the staging area, moved within the arena
+            if (rPage[i] === 0 && len <= OUT_BYTES - out.o) {
+              arena.copyWithin(stage + out.o, s, s + len);
+              out.o += len;
+            } else await out.put(pages[rPage[i]].subarray(s, s + len));
+          }
+          await out.endSegment();
+        }
     } else {
       const fds = this.spillFiles.map((f) => openSync(f.path, "r"));
       try {

@@ -798,3 +798,25 @@ export function mapAppend(start: i32, end: i32, line: i32, pos: i32, limit: i32)
   }
   return b;
 }
+
+/**
+ * RunWriter's copy-out of sorted records (core/shuffle/run.ts): copies the records order[k], order[k + 1], ... (u32
+ * record indexes at `order`; record i is the bytes [base + start[i], + len[i]), u32 columns at `starts` and `lens`)
+ * back to back to [dst, dst + room), up to index `end` of the order or the first record that does not fit. Returns
+ * the order index reached; the bytes written are at res[0]. Absolute addresses; the source records lie apart from
+ * the destination.
+ */
+export function gather(order: i32, starts: i32, lens: i32, k: i32, end: i32, dst: i32, room: i32): i32 {
+  let o = dst;
+  const stop = dst + room;
+  while (k < end) {
+    const i = load<i32>(<usize>(order + (k << 2)));
+    const n = load<i32>(<usize>(lens + (i << 2)));
+    if (n > stop - o) break;
+    copyBytes(o, base + load<i32>(<usize>(starts + (i << 2))), n);
+    o += n;
+    k++;
+  }
+  seti(res, 0, o - dst);
+  return k;
+}
