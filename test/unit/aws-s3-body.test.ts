@@ -2,12 +2,13 @@
  * core/aws/s3.ts response bodies against a scripted HTTP endpoint (no emulator): a connection dropped mid-body is
  * retried, a short or long body is an error with the same message on every read path (getRange, s3RangeReader with
  * window and network pieces, lent windows), and the fast paths return what a straightforward read returns; lent
- * windows (reuseWindows) come from a few buffers and stay intact until the next window is asked for.
+ * windows (reuseWindows) come from a few buffers and stay intact until the next window is asked for; pooled windows
+ * (pooledWindows) stay intact until releaseWindow.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getBytes, getRange, s3RangeReader } from "../../core/aws/s3.js";
+import { getBytes, getRange, releaseWindow, s3RangeReader } from "../../core/aws/s3.js";
 import { LimitError } from "../../core/errors.js";
 
 /** what the endpoint does with the next GETs (shifted per request; then "ok") */
@@ -150,6 +151,33 @@ describe("S3 response bodies (scripted endpoint)", () => {
       expect(at).toBe(290_001);
       expect(buffers.size).toBeLessThanOrEqual(prefetch + 2);
     }
+  });
+
+  it("pooledWindows lends windows the consumer gives back with releaseWindow (anything else is ignored)", async () => {
+    script = [];
+    const opts = { chunkBytes: 40_000, prefetch: 1, pooledWindows: true };
+    const kept: Uint8Array[] = [];
+    let at = 0;
+    // kept, never released: every window stays intact while later ones land
+    for await (const w of s3RangeReader("bkt", "obj", 0, 200_000, opts)) kept.push(w);
+    for (const w of kept) {
+      expect(Buffer.from(w).equals(object.subarray(at, at + w.length))).toBe(true);
+      at += w.length;
+    }
+    expect(new Set(kept.map((w) => w.buffer)).size).toBe(5);
+    // given back: later windows reuse those buffers
+    for (const w of kept) releaseWindow(w);
+    releaseWindow(kept[0]); // twice: ignored
+    releaseWindow(new Uint8Array(40_000)); // not lent: ignored
+    const again = new Set<ArrayBufferLike>();
+    at = 10;
+    for await (const w of s3RangeReader("bkt", "obj", 10, 160_010, opts)) {
+      expect(Buffer.from(w).equals(object.subarray(at, at + w.length))).toBe(true);
+      at += w.length;
+      again.add(w.buffer);
+      releaseWindow(w);
+    }
+    expect([...again].every((b) => kept.some((w) => w.buffer === b))).toBe(true);
   });
 
   for (const [name, read] of Object.entries(readers)) {
