@@ -8,7 +8,7 @@ import { stagingPrefix } from "../manifest/schema.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
 import type { FastJsonlMapper } from "../records/jsonl-fast.js";
 import { APPEND_NO_FIT, makeJsonlMapper, type WasmJsonlMapper } from "../records/jsonl-wasm.js";
-import { makeFastCsvMapper } from "../records/csv-fast.js";
+import { csvRecordAdder, makeFastCsvMapper } from "../records/csv-fast.js";
 import { chunkIndex, forEachCsvRecord, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
 import type { OpenObject } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
@@ -59,7 +59,8 @@ export async function partitionChunk(
   const jsonlFast = req.format === "jsonl" && args.fastPath !== false;
   // JSONL: the mapper (WebAssembly unless FERRY_JSONL_WASM=0 or unavailable, else JS) is made with the writer's page
   // 0 (records, output staging, input stage) in its memory, so lines are scanned where they are read in
-  const made: { mapper?: FastJsonlMapper | WasmJsonlMapper } = {};
+  const made: { mapper?: FastJsonlMapper | WasmJsonlMapper; csvArena?: Uint8Array } = {};
+  const csvFast = req.format === "csv" && args.fastPath !== false;
   const writer = new RunWriter({
     bucketCount: plan.buckets.length,
     meta: {
@@ -82,7 +83,10 @@ export async function partitionChunk(
           // WebAssembly: the sorted records are copied out by the module
           gather: () => (made.mapper && "gather" in made.mapper ? made.mapper.gather : undefined),
         }
-      : {}),
+      : csvFast
+        ? // CSV: fast-mapped records are written into page 0 in place (csvRecordAdder)
+          { arena: (bytes: number) => (made.csvArena = new Uint8Array(bytes)) }
+        : {}),
   });
   const readOpts = { open: args.open, compression: req.compression };
   const fast = made.mapper;
@@ -144,7 +148,7 @@ export async function partitionChunk(
         writer.add(route(m.key), m.key, m.value, line);
       },
     );
-  } else if (req.format === "csv" && args.fastPath !== false) {
+  } else if (csvFast) {
     // CSV: lines mapped from their bytes when certain (core/records/csv-fast.ts), else the record object and mapper
     const routeRange = makeRangeRouter(plan.buckets, req.shards);
     await forEachCsvRecord(
@@ -152,14 +156,7 @@ export async function partitionChunk(
       readOpts,
       (header) => {
         const f = makeFastCsvMapper(req, header);
-        if (!f) return undefined;
-        return (buf, s, e, line) => {
-          if (!f.map(buf, s, e)) return false;
-          const { keySrc, keyStart, keyEnd } = f;
-          const b = routeRange(keySrc, keyStart, keyEnd);
-          writer.addRanges(b, keySrc, keyStart, keyEnd, f.valSrc, f.segs, f.nsegs, f.valueLen, line);
-          return true;
-        };
+        return f && csvRecordAdder(f, writer, routeRange, made.csvArena);
       },
       (rec) => {
         const m = mapper(rec);

@@ -23,6 +23,8 @@
  */
 import { isUtf8 } from "node:buffer";
 import { SST } from "../limits.js";
+import { keyPrefix } from "../shuffle/sort.js";
+import { varintLength, writeVarint } from "../shuffle/varint.js";
 
 export interface FastCsvOptions {
   key: string[];
@@ -39,6 +41,21 @@ export interface FastCsvMapper {
    * bytes); the ranges are valid until the next call. false: use the straightforward path for this line.
    */
   map(buf: Uint8Array, start: number, end: number): boolean;
+  /**
+   * map() that writes the record straight into `dst` at `pos` in the run writer's encoded form (varint key length,
+   * key, varint value length, value, varint line; RunWriter.pushWritten), using at most dst[pos, limit). Returns its
+   * length, with keySrc = dst and [keyStart, keyEnd) the key there; -1: use the straightforward path;
+   * APPEND_NO_ROOM: the record is good but does not fit (use map() and RunWriter.addRanges).
+   */
+  mapAppend(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    line: number,
+    dst: Uint8Array,
+    pos: number,
+    limit: number,
+  ): number;
   keySrc: Uint8Array;
   keyStart: number;
   keyEnd: number;
@@ -51,6 +68,9 @@ export interface FastCsvMapper {
 /** field flags: a quoted field holding "" pairs; a field JSON.stringify escapes ('\', control characters) */
 const PAIRS = 1;
 const ESCAPES = 2;
+
+/** mapAppend: no room for the record at pos */
+export const APPEND_NO_ROOM = -2;
 
 const HEX = Uint8Array.from(Buffer.from("0123456789abcdef"));
 
@@ -130,6 +150,9 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
   /** a DataView of the last line array seen (scanLines hands out one array per piece) */
   let lastB: Uint8Array | undefined;
   let bv: DataView<ArrayBufferLike> = new DataView(valBuf.buffer);
+  /** mapAppend's destination and its DataView */
+  let lastDst: Uint8Array | undefined;
+  let dstView: DataView<ArrayBufferLike> = bv;
 
   /** field x's content as the straightforward path decodes it ("" → ") into keyBuf at o, 0x00 escaped when tuple */
   const keyBytes = (b: Uint8Array, x: number, o: number, tuple: boolean): number => {
@@ -151,6 +174,201 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
     return o;
   };
 
+  /** the DataView of line array b (scanLines hands out one array per piece: made once per piece) */
+  const lineView = (b: Uint8Array): DataView<ArrayBufferLike> => {
+    if (b !== lastB) {
+      lastB = b;
+      bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    return bv;
+  };
+
+  /** bytes field x takes in the value: JSON-escaped (modes 0, 1) or raw ("" → ", mode 2) */
+  const fieldLength = (b: Uint8Array, x: number): number => {
+    const z = fe[x];
+    if (ff[x] === 0) return z - fs[x];
+    let n = 0;
+    for (let y = fs[x]; y < z; y++) {
+      const c = b[y];
+      if (c === 34) {
+        y++; // "" → \" (JSON) or " (raw)
+        n += mode === 2 ? 1 : 2;
+      } else if (mode === 2 || (c >= 32 && c !== 92)) n++;
+      else if (c === 92 || c === 8 || c === 9 || c === 10 || c === 12 || c === 13) n += 2;
+      else n += 6;
+    }
+    return n;
+  };
+
+  /** the value's exact length (parse() first) */
+  const valueLength = (b: Uint8Array): number => {
+    if (mode === 2) return fieldLength(b, rawIdx);
+    let n = prefixBytes;
+    for (let k = 0; k < nc; k++) if (colIdx[k] >= 0) n += fieldLength(b, colIdx[k]);
+    return n;
+  };
+
+  /**
+   * Writes the value (parse() first) to vb at o (dv: vb's DataView); returns its end. Up to 8 bytes after the end
+   * may be overwritten (whole-word copies): vb must have them.
+   */
+  const writeValue = (b: Uint8Array, vb: Uint8Array, dv: DataView<ArrayBufferLike>, o: number): number => {
+    if (mode === 2) {
+      const x = rawIdx;
+      if ((ff[x] & PAIRS) === 0) for (let y = fs[x]; y < fe[x]; y++) vb[o++] = b[y];
+      else {
+        // only "" pairs make a raw value differ from its bytes (ESCAPES is about JSON)
+        for (let y = fs[x]; y < fe[x]; y++) {
+          const c = b[y];
+          vb[o++] = c;
+          if (c === 34) y++;
+        }
+      }
+      return o;
+    }
+    // a JSON object: piece 0, field 0, piece 1, field 1, …, the tail
+    const lv = lineView(b);
+    const blen = b.byteLength;
+    for (let k = 0; k < nc; k++) {
+      for (let w = preWOff[k], z = preWOff[k + 1], q = o; w < z; w++, q += 4) dv.setUint32(q, preW[w], true);
+      o += preLen[k];
+      const x = colIdx[k];
+      if (x < 0) continue; // null: in the piece
+      const z = fe[x];
+      if (ff[x] === 0) {
+        const y0 = fs[x];
+        if (z + 3 <= blen) {
+          // whole words (the spare bytes of the last are overwritten next, or land in the slack)
+          for (let y = y0, q = o; y < z; y += 4, q += 4) dv.setUint32(q, lv.getUint32(y, true), true);
+          o += z - y0;
+        } else for (let y = y0; y < z; y++) vb[o++] = b[y];
+        continue;
+      }
+      for (let y = fs[x]; y < z; y++) {
+        const c = b[y];
+        if (c >= 32 && c !== 92 && c !== 34) {
+          vb[o++] = c;
+          continue;
+        }
+        vb[o++] = 92;
+        if (c === 34) {
+          vb[o++] = 34;
+          y++; // "" → \"
+        } else if (c === 92) vb[o++] = 92;
+        else if (c === 8) vb[o++] = 98;
+        else if (c === 9) vb[o++] = 116;
+        else if (c === 10) vb[o++] = 110;
+        else if (c === 12) vb[o++] = 102;
+        else if (c === 13) vb[o++] = 114;
+        else {
+          vb[o++] = 117;
+          vb[o++] = 48;
+          vb[o++] = 48;
+          vb[o++] = HEX[c >> 4];
+          vb[o++] = HEX[c & 15];
+        }
+      }
+    }
+    for (let w = preWOff[nc], z = preWOff[nc + 1], q = o; w < z; w++, q += 4) dv.setUint32(q, preW[w], true);
+    return o + preLen[nc];
+  };
+
+  /** splits the line into fields as csvFields does and sets the key (out.keySrc…); false: decline */
+  const parse = (b: Uint8Array, start: number, e: number): boolean => {
+    if (start >= e) return false; // blank: not a record
+    let nonAscii = false;
+    let i = start;
+    let n = 0;
+    for (;;) {
+      if (n >= ncols) return false;
+      let f = 0;
+      let s: number;
+      if (i < e && b[i] === 34) {
+        s = ++i;
+        for (;;) {
+          if (i >= e) return false; // not closed on this line
+          const c = b[i];
+          if (c === 34) {
+            if (i + 1 < e && b[i + 1] === 34) {
+              f |= PAIRS;
+              i += 2;
+              continue;
+            }
+            break;
+          }
+          if (c < 32 || c === 92) f |= ESCAPES;
+          else if (c >= 128) nonAscii = true;
+          i++;
+        }
+        fs[n] = s;
+        fe[n] = i;
+        i++;
+        if (i < e && b[i] !== 44) return false;
+      } else {
+        s = i;
+        while (i < e) {
+          const c = b[i];
+          if (c === 44) break;
+          if (c === 34) return false;
+          if (c < 32 || c === 92) f |= ESCAPES;
+          else if (c >= 128) nonAscii = true;
+          i++;
+        }
+        fs[n] = s;
+        fe[n] = i;
+      }
+      ff[n++] = f;
+      if (i >= e) break;
+      i++; // the comma
+      if (i === e) {
+        if (n >= ncols) return false;
+        fs[n] = e;
+        fe[n] = e;
+        ff[n++] = 0;
+        break;
+      }
+    }
+    if (n !== ncols) return false;
+    if (nonAscii && !isUtf8(Buffer.from(b.buffer, b.byteOffset + start, e - start))) return false;
+    // key
+    if (nk === 1) {
+      const x = keyIdx[0];
+      if (fe[x] === fs[x]) return false; // empty
+      if ((ff[x] & PAIRS) === 0) {
+        if (fe[x] - fs[x] > maxKey) return false;
+        out.keySrc = b;
+        out.keyStart = fs[x];
+        out.keyEnd = fe[x];
+        return true;
+      }
+      if (keyBuf.length < fe[x] - fs[x]) keyBuf = new Uint8Array(2 * (fe[x] - fs[x]));
+      const o = keyBytes(b, x, 0, false);
+      if (o > maxKey) return false;
+      out.keySrc = keyBuf;
+      out.keyStart = 0;
+      out.keyEnd = o;
+      return true;
+    }
+    let bound = 0;
+    for (let k = 0; k < nk; k++) {
+      const x = keyIdx[k];
+      if (fe[x] === fs[x]) return false; // empty
+      bound += 2 * (fe[x] - fs[x]) + 2;
+    }
+    if (keyBuf.length < bound) keyBuf = new Uint8Array(bound);
+    let o = 0;
+    for (let k = 0; k < nk; k++) {
+      o = keyBytes(b, keyIdx[k], o, true);
+      keyBuf[o++] = 0;
+      keyBuf[o++] = 1;
+    }
+    if (o > maxKey) return false;
+    out.keySrc = keyBuf;
+    out.keyStart = 0;
+    out.keyEnd = o;
+    return true;
+  };
+
   const out: FastCsvMapper = {
     keySrc: keyBuf,
     keyStart: 0,
@@ -160,191 +378,115 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
     nsegs: 1,
     valueLen: 0,
     map(b: Uint8Array, start: number, e: number): boolean {
-      if (start >= e) return false; // blank: not a record
-      // split into fields as csvFields does; decline where it throws
-      let nonAscii = false;
-      let i = start;
-      let n = 0;
-      let contentBytes = 0;
-      for (;;) {
-        if (n >= ncols) return false;
-        let f = 0;
-        let s: number;
-        if (i < e && b[i] === 34) {
-          s = ++i;
-          for (;;) {
-            if (i >= e) return false; // not closed on this line
-            const c = b[i];
-            if (c === 34) {
-              if (i + 1 < e && b[i + 1] === 34) {
-                f |= PAIRS;
-                i += 2;
-                continue;
-              }
-              break;
-            }
-            if (c < 32 || c === 92) f |= ESCAPES;
-            else if (c >= 128) nonAscii = true;
-            i++;
-          }
-          fs[n] = s;
-          fe[n] = i;
-          i++;
-          if (i < e && b[i] !== 44) return false;
-        } else {
-          s = i;
-          while (i < e) {
-            const c = b[i];
-            if (c === 44) break;
-            if (c === 34) return false;
-            if (c < 32 || c === 92) f |= ESCAPES;
-            else if (c >= 128) nonAscii = true;
-            i++;
-          }
-          fs[n] = s;
-          fe[n] = i;
-        }
-        ff[n++] = f;
-        contentBytes += i - s;
-        if (i >= e) break;
-        i++; // the comma
-        if (i === e) {
-          if (n >= ncols) return false;
-          fs[n] = e;
-          fe[n] = e;
-          ff[n++] = 0;
-          break;
-        }
-      }
-      if (n !== ncols) return false;
-      if (nonAscii && !isUtf8(Buffer.from(b.buffer, b.byteOffset + start, e - start))) return false;
-      // key
-      if (nk === 1) {
-        const x = keyIdx[0];
-        if (fe[x] === fs[x]) return false; // empty
-        if ((ff[x] & PAIRS) === 0) {
-          if (fe[x] - fs[x] > maxKey) return false;
-          out.keySrc = b;
-          out.keyStart = fs[x];
-          out.keyEnd = fe[x];
-        } else {
-          if (keyBuf.length < fe[x] - fs[x]) keyBuf = new Uint8Array(2 * (fe[x] - fs[x]));
-          const o = keyBytes(b, x, 0, false);
-          if (o > maxKey) return false;
-          out.keySrc = keyBuf;
-          out.keyStart = 0;
-          out.keyEnd = o;
-        }
-      } else {
-        let bound = 0;
-        for (let k = 0; k < nk; k++) {
-          const x = keyIdx[k];
-          if (fe[x] === fs[x]) return false; // empty
-          bound += 2 * (fe[x] - fs[x]) + 2;
-        }
-        if (keyBuf.length < bound) keyBuf = new Uint8Array(bound);
-        let o = 0;
-        for (let k = 0; k < nk; k++) {
-          o = keyBytes(b, keyIdx[k], o, true);
-          keyBuf[o++] = 0;
-          keyBuf[o++] = 1;
-        }
-        if (o > maxKey) return false;
-        out.keySrc = keyBuf;
-        out.keyStart = 0;
-        out.keyEnd = o;
-      }
-      // value
+      if (!parse(b, start, e)) return false;
       const segs = out.segs;
-      if (mode === 2) {
+      if (mode === 2 && (ff[rawIdx] & PAIRS) === 0) {
+        // the raw field's bytes in place
         const x = rawIdx;
-        if ((ff[x] & PAIRS) === 0) {
-          if (fe[x] - fs[x] > maxValue) return false;
-          out.valSrc = b;
-          segs[0] = fs[x];
-          segs[1] = fe[x];
-          out.valueLen = fe[x] - fs[x];
-          return true;
-        }
-        // only "" pairs can make a raw value differ from its bytes (ESCAPES is about JSON)
-        let o = 0;
-        if (valBuf.length < fe[x] - fs[x]) valBuf = new Uint8Array(2 * (fe[x] - fs[x]));
-        const vb = valBuf;
-        for (let y = fs[x]; y < fe[x]; y++) {
-          const c = b[y];
-          vb[o++] = c;
-          if (c === 34) y++;
-        }
-        if (o > maxValue) return false;
-        out.valSrc = vb;
-        segs[0] = 0;
-        segs[1] = o;
-        out.valueLen = o;
+        if (fe[x] - fs[x] > maxValue) return false;
+        out.valSrc = b;
+        segs[0] = fs[x];
+        segs[1] = fe[x];
+        out.valueLen = fe[x] - fs[x];
         return true;
       }
-      // a JSON object: piece 0, field 0, piece 1, field 1, …, the tail (a field byte is at most 6: \u00XX)
-      const bound = prefixBytes + 6 * contentBytes + 8;
-      if (b !== lastB) {
-        lastB = b;
-        bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      }
-      const blen = b.byteLength;
-      if (valBuf.length < bound) {
-        valBuf = new Uint8Array(Math.max(bound, 2 * valBuf.length));
+      const vl = valueLength(b);
+      if (vl > maxValue) return false;
+      if (valBuf.length < vl + 8) {
+        valBuf = new Uint8Array(Math.max(vl + 8, 2 * valBuf.length));
         valView = new DataView(valBuf.buffer);
       }
-      const vb = valBuf;
-      const dv = valView;
-      let o = 0;
-      for (let k = 0; k < nc; k++) {
-        for (let w = preWOff[k], z = preWOff[k + 1], q = o; w < z; w++, q += 4) dv.setUint32(q, preW[w], true);
-        o += preLen[k];
-        const x = colIdx[k];
-        if (x < 0) continue; // null: in the piece
-        const z = fe[x];
-        if (ff[x] === 0) {
-          const y0 = fs[x];
-          if (z + 3 <= blen) {
-            // whole words (the spare bytes of the last are overwritten next, or land in valBuf's slack)
-            for (let y = y0, q = o; y < z; y += 4, q += 4) dv.setUint32(q, bv.getUint32(y, true), true);
-            o += z - y0;
-          } else for (let y = y0; y < z; y++) vb[o++] = b[y];
-        } else {
-          for (let y = fs[x]; y < z; y++) {
-            const c = b[y];
-            if (c >= 32 && c !== 92 && c !== 34) {
-              vb[o++] = c;
-              continue;
-            }
-            vb[o++] = 92;
-            if (c === 34) {
-              vb[o++] = 34;
-              y++; // "" → \"
-            } else if (c === 92) vb[o++] = 92;
-            else if (c === 8) vb[o++] = 98;
-            else if (c === 9) vb[o++] = 116;
-            else if (c === 10) vb[o++] = 110;
-            else if (c === 12) vb[o++] = 102;
-            else if (c === 13) vb[o++] = 114;
-            else {
-              vb[o++] = 117;
-              vb[o++] = 48;
-              vb[o++] = 48;
-              vb[o++] = HEX[c >> 4];
-              vb[o++] = HEX[c & 15];
-            }
-          }
-        }
-      }
-      for (let w = preWOff[nc], z = preWOff[nc + 1], q = o; w < z; w++, q += 4) dv.setUint32(q, preW[w], true);
-      o += preLen[nc];
-      if (o > maxValue) return false;
-      out.valSrc = vb;
+      writeValue(b, valBuf, valView, 0);
+      out.valSrc = valBuf;
       segs[0] = 0;
-      segs[1] = o;
-      out.valueLen = o;
+      segs[1] = vl;
+      out.valueLen = vl;
       return true;
+    },
+    mapAppend(b: Uint8Array, start: number, e: number, line: number, dst: Uint8Array, pos: number, limit: number) {
+      if (!parse(b, start, e)) return -1;
+      const vl = valueLength(b);
+      if (vl > maxValue) return -1;
+      const { keySrc, keyStart, keyEnd } = out;
+      const kl = keyEnd - keyStart;
+      const need = varintLength(kl) + kl + varintLength(vl) + vl + varintLength(line);
+      if (pos + need + 8 > limit) return APPEND_NO_ROOM;
+      if (dst !== lastDst) {
+        lastDst = dst;
+        dstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
+      }
+      let p = writeVarint(dst, pos, kl);
+      const ks = p;
+      for (let y = keyStart; y < keyEnd; y++) dst[p++] = keySrc[y];
+      p = writeVarint(dst, p, vl);
+      p = writeVarint(dst, writeValue(b, dst, dstView, p), line);
+      out.keySrc = dst;
+      out.keyStart = ks;
+      out.keyEnd = ks + kl;
+      return need;
     },
   };
   return out;
+}
+
+/** What csvRecordAdder needs of the run writer (core/shuffle/run.ts RunWriter). */
+export interface CsvRunWriter {
+  readonly appendPos: number;
+  readonly appendLimit: number;
+  pushWritten(b: number, len: number, keyStart: number, keyLen: number, hi: number, lo: number, lc: number): void;
+  addRanges(
+    b: number,
+    keySrc: Uint8Array,
+    ks: number,
+    ke: number,
+    valSrc: Uint8Array,
+    segs: Int32Array,
+    nsegs: number,
+    valueLen: number,
+    line: number,
+  ): void;
+}
+
+/**
+ * Partition's fast record function for forEachCsvRecord: maps the line into the writer's arena (page 0, `arena`)
+ * in place when there is room (mapAppend, then pushWritten with the key's bucket and sort prefix), else through
+ * map() and addRanges. false: declined (the straightforward path takes the line).
+ */
+export function csvRecordAdder(
+  f: FastCsvMapper,
+  writer: CsvRunWriter,
+  route: (buf: Uint8Array, start: number, end: number) => number,
+  arena: Uint8Array | undefined,
+): (buf: Uint8Array, start: number, end: number, line: number) => boolean {
+  const hi = new Uint32Array(1);
+  const lo = new Uint32Array(1);
+  const lc = new Uint8Array(1);
+  return (buf, s, e, line) => {
+    const pos = writer.appendPos;
+    if (arena !== undefined && pos >= 0) {
+      const len = f.mapAppend(buf, s, e, line, arena, pos, writer.appendLimit);
+      if (len === -1) return false;
+      if (len >= 0) {
+        const ks = f.keyStart;
+        const ke = f.keyEnd;
+        keyPrefix(arena, ks, ke, hi, lo, lc, 0);
+        writer.pushWritten(route(arena, ks, ke), len, ks, ke - ks, hi[0], lo[0], lc[0]);
+        return true;
+      }
+    }
+    if (!f.map(buf, s, e)) return false;
+    const { keySrc, keyStart, keyEnd } = f;
+    writer.addRanges(
+      route(keySrc, keyStart, keyEnd),
+      keySrc,
+      keyStart,
+      keyEnd,
+      f.valSrc,
+      f.segs,
+      f.nsegs,
+      f.valueLen,
+      line,
+    );
+    return true;
+  };
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type FastCsvOptions, makeFastCsvMapper } from "../../core/records/csv-fast.js";
+import { APPEND_NO_ROOM, type FastCsvOptions, makeFastCsvMapper } from "../../core/records/csv-fast.js";
 import { isSkipped, makeRecordMapper } from "../../core/records/mapper.js";
 import { memoryStore, readChunk, type SourceRecord } from "../../core/records/index.js";
 
@@ -132,10 +132,35 @@ function fast(opts: FastCsvOptions, header: string[], whole: Buffer) {
     Array.from({ length: m.nsegs }, (_, j) => Buffer.from(m.valSrc.subarray(m.segs[2 * j], m.segs[2 * j + 1]))),
   );
   expect(value.length).toBe(m.valueLen);
+  // mapAppend writes the same record in the run writer's encoding (bytes before and after it untouched/slack)
+  const key = Buffer.from(m.keySrc.subarray(m.keyStart, m.keyEnd));
+  const dst = new Uint8Array(5 + key.length + value.length + 12 + 8).fill(0xee);
+  const len = m.mapAppend(buf, 3, e, 300, dst, 5, dst.length);
+  const rec = Buffer.concat([
+    Buffer.from(encodeVarint(key.length)),
+    key,
+    Buffer.from(encodeVarint(value.length)),
+    value,
+    Buffer.from(encodeVarint(300)),
+  ]);
+  expect(len).toBe(rec.length);
+  expect(Buffer.from(dst.subarray(0, 5 + len))).toEqual(Buffer.concat([Buffer.alloc(5, 0xee), rec]));
+  expect(Buffer.from(m.keySrc.subarray(m.keyStart, m.keyEnd))).toEqual(key);
+  expect(m.mapAppend(buf, 3, e, 300, dst, 5, 5 + len + 7)).toBe(APPEND_NO_ROOM);
   return {
-    key: Buffer.from(m.keySrc.subarray(m.keyStart, m.keyEnd)).toString("hex"),
+    key: key.toString("hex"),
     value: value.toString("hex"),
   };
+}
+
+function encodeVarint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
 }
 
 const stats = { fast: 0, declined: 0 };
