@@ -64,6 +64,12 @@ export function keyPrefix(
 const SMALL = 24;
 /** groups up to this size are sorted natively on packed 64-bit words (21 bits of position), larger ones by radix */
 const MAX_NATIVE = 1 << 21;
+/**
+ * a native level's words are put in order by an LSD radix sort (4 passes of 11 bits at most, digits the same for
+ * every word skipped) from this many words on; fewer go to the engine's sort of the 64-bit words (same order: the
+ * radix sort is stable and the words' low 21 bits are their position)
+ */
+const MIN_RADIX_WORDS = 512;
 /** digits of one radix level: length class, then bytes 7..0 (least significant first) */
 const DIGITS = 9;
 
@@ -76,6 +82,8 @@ export function sortKeys(
   bucketStarts?: Uint32Array,
   /** tests: the largest group sorted natively (default and maximum 2^21; smaller exercises the radix path) */
   maxNative: number = MAX_NATIVE,
+  /** tests: the fewest words a native level sorts by radix (default MIN_RADIX_WORDS) */
+  minRadix: number = MIN_RADIX_WORDS,
 ): Uint32Array {
   const { n, pages, page, keyStart, keyLen } = t;
   const nb = t.bucket ? (t.bucketCount ?? 1) : 1;
@@ -145,6 +153,70 @@ export function sortKeys(
    */
   let words = new BigUint64Array(0);
   let w32 = new Uint32Array(0);
+  /** the radix sort's scatter target (as long as w32) and digit counts */
+  let w32b = new Uint32Array(0);
+  const wordHist = new Uint32Array(4 * 2048);
+  /**
+   * Sorts the first m words of w32 (pairs: low word at 2k, high word at 2k + 1) by their top 43 bits, stably: digits
+   * low bits 21..31, high bits 0..10, 11..21, 22..31. Leaves them in w32.
+   */
+  const radixWords = (m: number) => {
+    if (w32b.length < w32.length) w32b = new Uint32Array(w32.length);
+    const h = wordHist;
+    h.fill(0);
+    for (let k = 0; k < m; k++) {
+      const x = w32[2 * k + 1];
+      h[w32[2 * k] >>> 21]++;
+      h[2048 + (x & 0x7ff)]++;
+      h[4096 + ((x >>> 11) & 0x7ff)]++;
+      h[6144 + (x >>> 22)]++;
+    }
+    let src = w32;
+    let dst = w32b;
+    for (let dg = 0; dg < 4; dg++) {
+      const base = dg * 2048;
+      let constant = false;
+      for (let v = 0; v < 2048; v++) {
+        const c = h[base + v];
+        if (c !== 0) {
+          constant = c === m;
+          break;
+        }
+      }
+      if (constant) continue;
+      let sum = 0;
+      for (let v = 0; v < 2048; v++) {
+        const c = h[base + v];
+        h[base + v] = sum;
+        sum += c;
+      }
+      if (dg === 0) {
+        for (let k = 0; k < m; k++) {
+          const a = src[2 * k];
+          const to = 2 * h[a >>> 21]++;
+          dst[to] = a;
+          dst[to + 1] = src[2 * k + 1];
+        }
+      } else {
+        const shift = dg === 1 ? 0 : dg === 2 ? 11 : 22;
+        for (let k = 0; k < m; k++) {
+          const x = src[2 * k + 1];
+          const to = 2 * h[base + ((x >>> shift) & 0x7ff)]++;
+          dst[to] = src[2 * k];
+          dst[to + 1] = x;
+        }
+      }
+      const t = src;
+      src = dst;
+      dst = t;
+    }
+    if (src !== w32) {
+      // the sorted words are in the scratch array: it becomes w32
+      w32b = w32;
+      w32 = src;
+      words = new BigUint64Array(w32.buffer);
+    }
+  };
   const nativeLevel = (lo: number, hi: number, d: number) => {
     const m = hi - lo;
     if (words.length < m) {
@@ -181,7 +253,8 @@ export function sortKeys(
       w32[2 * k + 1] = h;
       w32[2 * k] = ((b4 << 24) | (lc << 21) | k) >>> 0;
     }
-    words.subarray(0, m).sort();
+    if (m >= minRadix) radixWords(m);
+    else words.subarray(0, m).sort();
     for (let k = 0; k < m; k++) ordB[k] = ordA[lo + (w32[2 * k] & 0x1fffff)];
     ordA.set(ordB.subarray(0, m), lo);
     // groups tied on 5 bytes with longer keys

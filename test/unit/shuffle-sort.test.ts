@@ -20,7 +20,14 @@ const keyArb = fc.oneof(
   ),
 );
 
-function check(keys: Uint8Array[], buckets: number[], nb: number, withPrefix: boolean, maxNative?: number) {
+function check(
+  keys: Uint8Array[],
+  buckets: number[],
+  nb: number,
+  withPrefix: boolean,
+  maxNative?: number,
+  minRadix?: number,
+) {
   const n = keys.length;
   // keys spread over a few pages at odd offsets
   const pages: Uint8Array[] = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
@@ -54,6 +61,7 @@ function check(keys: Uint8Array[], buckets: number[], nb: number, withPrefix: bo
     },
     starts,
     maxNative,
+    minRadix,
   );
   const want = keys
     .map((_, i) => i)
@@ -69,18 +77,42 @@ describe("sortKeys", () => {
         fc.array(fc.tuple(keyArb, fc.nat(3)), { maxLength: 300 }),
         fc.boolean(),
         fc.constantFrom(undefined, 30),
-        (recs, withPrefix, maxNative) => {
+        // native levels' words sorted by radix from this many (undefined: the default, mostly the engine's sort here)
+        fc.constantFrom(undefined, 0, 40),
+        (recs, withPrefix, maxNative, minRadix) => {
           check(
             recs.map((r) => r[0]),
             recs.map((r) => r[1]),
             4,
             withPrefix,
             maxNative,
+            minRadix,
           );
         },
       ),
       { numRuns: 400 },
     );
+  });
+
+  it("native levels by radix: keys sharing bytes, differing in each digit's bits, every length class", () => {
+    const keys: Uint8Array[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const v = (i * 2654435761) >>> 0;
+      const len = i % 9;
+      const k = new Uint8Array(len + 1);
+      k[0] = 0x70;
+      for (let x = 1; x <= len; x++) k[x] = (v >>> (x * 5)) & (x % 2 ? 0xff : 0x03);
+      keys.push(k);
+    }
+    for (const minRadix of [0, 100, undefined])
+      check(
+        keys,
+        keys.map((_, i) => i % 3),
+        3,
+        true,
+        undefined,
+        minRadix,
+      );
   });
 
   it("many equal long keys (one key throughout) and large groups", () => {
