@@ -360,8 +360,9 @@ export async function putIfAbsent(
  *
  * `reuseWindows: true` (window pieces only) lends the windows instead: each is a view of a buffer from a small
  * process-wide pool (the multipart sink's part pool), refilled by later windows once the consumer asks for the next
- * window (or stops): a window is valid only until then. For consumers that are done with a window — parsed it, or
- * copied out what they keep — before they pull the next one. `pooledWindows: true` lends them the same way but
+ * window: a window is valid only until then (a consumer that stops early keeps its last one). For consumers that are
+ * done with a window — parsed it, or copied out what they keep — before they pull the next one. A window shorter
+ * than `chunkBytes` is lent only when the pool has a buffer idle (else it is a fresh buffer of its own size). `pooledWindows: true` lends them the same way but
  * leaves the return to the consumer: releaseWindow(w) once nothing reads w (or any view of its buffer) any more; a
  * window never released is garbage collected like a fresh one. A fresh window-sized buffer per window is external
  * memory V8 must collect (page faults on first touch, then scavenges and mark-compacts for "external memory
@@ -397,7 +398,7 @@ export async function* s3RangeReader(
     next = to;
     const p = network
       ? getRangePieces(bucket, key, from, to)
-      : getRangeInto(bucket, key, from, to, lend ? lendWindow(chunk) : undefined);
+      : getRangeInto(bucket, key, from, to, lend ? lendWindow(chunk, to - from) : undefined);
     p.catch(() => {}); // surfaced when awaited; avoid unhandled rejections if the consumer stops early
     pending.push(p);
   };
@@ -421,9 +422,14 @@ export async function* s3RangeReader(
 /** buffers s3RangeReader lent as windows and not yet given back */
 const lentWindows = new WeakSet<ArrayBufferLike>();
 
-/** A window-sized buffer from the pool, as a plain Uint8Array over its whole ArrayBuffer, marked lent. */
-function lendWindow(size: number): Uint8Array {
-  const b = partPool.acquire(size);
+/**
+ * A `size`-byte buffer from the pool for a window of `need` bytes, as a plain Uint8Array over its whole ArrayBuffer,
+ * marked lent; undefined (a fresh exact buffer, not lent) for a shorter window when the pool has none idle, so a
+ * short read does not allocate a whole window.
+ */
+function lendWindow(size: number, need: number): Uint8Array | undefined {
+  const b = need === size ? partPool.acquire(size) : partPool.idle(size);
+  if (!b) return undefined;
   lentWindows.add(b.buffer);
   return new Uint8Array(b.buffer, 0, size);
 }
@@ -523,6 +529,12 @@ const partPool = {
     }
     // uninitialized memory: only bytes the sink wrote are ever sent (a part's body is buf.subarray(0, len))
     return Buffer.allocUnsafeSlow(size);
+  },
+  /** an idle buffer of `size` bytes, if any */
+  idle(size: number): Buffer | undefined {
+    const b = this.free.get(size)?.pop();
+    if (b) this.bytes -= size;
+    return b;
   },
   release(buf: Buffer): void {
     if (this.bytes + buf.length > POOL_MAX_BYTES) return;

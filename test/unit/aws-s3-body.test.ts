@@ -151,6 +151,10 @@ describe("S3 response bodies (scripted endpoint)", () => {
       expect(at).toBe(290_001);
       expect(buffers.size).toBeLessThanOrEqual(prefetch + 2);
     }
+    // a read shorter than a window, with no window-sized buffer idle: its own buffer, no whole window allocated
+    const opts = { chunkBytes: 77_777, reuseWindows: true };
+    const { pieces } = await collect(s3RangeReader("bkt", "obj", 100, 1100, opts));
+    expect(pieces.map((p) => [p.length, p.buffer.byteLength])).toEqual([[1000, 1000]]);
   });
 
   it("pooledWindows lends windows the consumer gives back with releaseWindow (anything else is ignored)", async () => {
