@@ -1,13 +1,15 @@
 /**
  * Run objects: what Partition writes per chunk, what Build reads per bucket.
  *
- *   header  24 bytes: magic "FERRYRN1" | bucketCount u32 LE | chunkIndex u32 LE | metaLength u32 LE
- *                     | crc32(header bytes 0..19) u32 LE
+ *   header  24 bytes: magic "FERRYRN2" | bucketCount u32 LE | chunkIndex u32 LE | metaLength u32 LE
+ *                     | crc32c(header bytes 0..19) u32 LE
  *   index   bucketCount × 20 bytes: segment offset u64 LE | segment length u64 LE | record count u32 LE
  *   meta    metaLength bytes of UTF-8 JSON {chunkId, chunkIndex, source, chunkStart?, unit}
  *   segments, one per bucket with records, back to back:
  *           records: varint keyLen | key | varint valueLen | value | varint line
- *           then crc32 (zlib CRC-32) of the record bytes, u32 LE. length includes it; an empty bucket has length 0.
+ *           then crc32c (CRC-32C, Castagnoli) of the record bytes, u32 LE. length includes it; an empty bucket has
+ *           length 0.
+ * (FERRYRN1, the format before, had zlib's CRC-32 in both places; it is rejected as a bad magic.)
  *
  * Records in a segment are sorted by key bytewise, equal keys in input order (line ascending). `line` is the record's
  * line/row within the chunk: (chunkIndex, line) is the record's input position, which orders duplicates.
@@ -17,16 +19,16 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
 import { CorruptionError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
 import type { ObjectReader } from "../records/source.js";
+import { crc32c } from "../sst/crc32c.js";
 import type { ByteSink } from "../sst/types.js";
 import { mergeSegmentColumns } from "./merge.js";
 import { keyPrefix, sortKeys } from "./sort.js";
 import { decodeVarint, varintEnd, varintLength, writeVarint } from "./varint.js";
 
-export const RUN_MAGIC = "FERRYRN1";
+export const RUN_MAGIC = "FERRYRN2";
 export const RUN_HEADER_BYTES = 24;
 export const RUN_ENTRY_BYTES = 20;
 
@@ -72,7 +74,7 @@ export function encodeHeader(h: RunHeader): Uint8Array {
   b.writeUInt32LE(h.bucketCount, 8);
   b.writeUInt32LE(h.chunkIndex, 12);
   b.writeUInt32LE(h.metaLength, 16);
-  b.writeUInt32LE(crc32(b.subarray(0, 20)), 20);
+  b.writeUInt32LE(crc32c(b.subarray(0, 20)), 20);
   return b;
 }
 
@@ -81,7 +83,7 @@ export function decodeHeader(bytes: Uint8Array, name: string): RunHeader {
   if (b.length < RUN_HEADER_BYTES || b.toString("latin1", 0, 8) !== RUN_MAGIC) {
     throw new CorruptionError(`${name}: not a ferry run object (bad magic)`, { file: name });
   }
-  if (crc32(b.subarray(0, 20)) !== b.readUInt32LE(20)) {
+  if (crc32c(b.subarray(0, 20)) !== b.readUInt32LE(20)) {
     throw new CorruptionError(`${name}: run header checksum mismatch`, { file: name });
   }
   return { bucketCount: b.readUInt32LE(8), chunkIndex: b.readUInt32LE(12), metaLength: b.readUInt32LE(16) };
@@ -604,7 +606,7 @@ class SegmentOut {
   }
 
   async endSegment(): Promise<void> {
-    this.crc = crc32(this.buf.subarray(this.mark, this.o), this.crc);
+    this.crc = crc32c(this.buf.subarray(this.mark, this.o), this.crc);
     this.mark = -1;
     const c = Buffer.allocUnsafe(4);
     c.writeUInt32LE(this.crc >>> 0);
@@ -615,7 +617,7 @@ class SegmentOut {
   async put(bytes: Uint8Array): Promise<void> {
     if (bytes.length > OUT_BYTES - this.o) await this.flush();
     if (bytes.length >= OUT_BYTES) {
-      this.crc = crc32(bytes, this.crc);
+      this.crc = crc32c(bytes, this.crc);
       const p = this.sink.write(Uint8Array.from(bytes));
       if (p) await p;
       return;
@@ -638,7 +640,7 @@ class SegmentOut {
 
   async flush(): Promise<void> {
     if (this.mark >= 0) {
-      this.crc = crc32(this.buf.subarray(this.mark, this.o), this.crc);
+      this.crc = crc32c(this.buf.subarray(this.mark, this.o), this.crc);
       this.mark = 0;
     }
     if (this.o === 0) return;
@@ -827,7 +829,7 @@ async function* checkedSegment<B>(
   let crc = 0;
   async function* pieces(): AsyncIterable<Uint8Array> {
     for await (const p of reader.stream(entry.offset, dataEnd)) {
-      crc = crc32(p, crc);
+      crc = crc32c(p, crc);
       yield p;
     }
   }

@@ -1,3 +1,4 @@
+import { crc32 as zlibCrc32 } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CorruptionError, InputError } from "../../core/errors.js";
@@ -19,6 +20,7 @@ import { makeWasmJsonlMapper } from "../../core/records/jsonl-wasm.js";
 import type { RecordGather } from "../../core/shuffle/run.js";
 import { keyPrefix } from "../../core/shuffle/sort.js";
 import { varintLength, writeVarint } from "../../core/shuffle/varint.js";
+import { crc32c } from "../../core/sst/crc32c.js";
 import { bufferSource, SstReader } from "../../core/sst/index.js";
 
 const enc = new TextEncoder();
@@ -244,6 +246,26 @@ describe("run objects", () => {
     const bad = Uint8Array.from(bytes);
     bad[0] = 0;
     await expect(readRunIndex(memoryObject(bad))).rejects.toThrow(/not a ferry run object/);
+  });
+
+  it("checksums are CRC-32C (format FERRYRN2); a run of the format before (FERRYRN1, zlib CRC-32) is rejected", async () => {
+    const store = new Map<string, Uint8Array>();
+    const w = new RunWriter({ bucketCount: 2, meta: { chunkId: "c0", chunkIndex: 0, source: "s", unit: "line" } });
+    for (let i = 0; i < 50; i++) w.add(i % 2, enc.encode(`key${i}`), enc.encode("value"), i + 1);
+    const { entries } = await w.finish(await memorySinks(store)("d", "r"));
+    const bytes = Buffer.from(store.get("d/r") as Uint8Array);
+    expect(bytes.toString("latin1", 0, 8)).toBe("FERRYRN2");
+    expect(bytes.readUInt32LE(20)).toBe(crc32c(bytes.subarray(0, 20)));
+    for (const e of entries) {
+      const end = e.offset + e.length - 4;
+      expect(bytes.readUInt32LE(end)).toBe(crc32c(bytes.subarray(e.offset, end)));
+    }
+    const old = Buffer.from(bytes);
+    old.write("FERRYRN1", 0, "latin1");
+    old.writeUInt32LE(zlibCrc32(old.subarray(0, 20)), 20);
+    const err = await readRunIndex(memoryObject(old)).catch((e) => e);
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect(String(err)).toMatch(/not a ferry run object \(bad magic\)/);
   });
 });
 
