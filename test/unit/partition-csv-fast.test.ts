@@ -1,9 +1,12 @@
+import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { partitionChunk } from "../../core/pipeline/partition.js";
 import { chooseBuckets } from "../../core/pipeline/sample.js";
 import type { LoadRequest, Plan } from "../../core/pipeline/types.js";
 import { memoryStore, planChunks } from "../../core/records/index.js";
+import { makeFastCsvMapper } from "../../core/records/csv-fast.js";
+import { forEachCsvRecord } from "../../core/records/readers.js";
 import { memorySinks } from "../../core/shuffle/index.js";
 
 /**
@@ -73,16 +76,22 @@ async function runBoth(
   req: LoadRequest,
   chunkBytes: number,
   piece: number,
-  more: { splitKeys?: Uint8Array[]; memoryBytes?: number; csvSplit?: boolean } = {},
+  more: { splitKeys?: Uint8Array[]; memoryBytes?: number; csvSplit?: boolean; gzip?: boolean } = {},
 ) {
-  const data = new Map<string, Uint8Array>([["in/a.csv", bytes]]);
+  const name = more.gzip ? "a.csv.gz" : "a.csv";
+  const data = new Map<string, Uint8Array>([[`in/${name}`, more.gzip ? gzipSync(bytes) : bytes]]);
   const open = memoryStore(data, piece);
   let chunks: Awaited<ReturnType<typeof planChunks>>;
   try {
-    chunks = await planChunks([{ bucket: "in", key: "a.csv", size: bytes.length }], "csv", chunkBytes, {
-      open,
-      csvSplit: more.csvSplit,
-    });
+    chunks = await planChunks(
+      [...data].map(([k, v]) => ({ bucket: "in", key: k.slice(3), size: v.length })),
+      "csv",
+      chunkBytes,
+      {
+        open,
+        csvSplit: more.csvSplit,
+      },
+    );
   } catch {
     return [[], []];
   }
@@ -190,12 +199,40 @@ describe("partition: CSV fast path = record-object path", () => {
     );
   });
 
-  it("most records of a plain file take the fast path, and output matches", async () => {
+  it("gzip input with quoted newlines, a BOM, CRLF and a record longer than a piece", async () => {
+    const rows = ["\ufeffid,n,s,v", `k1,1,"${"x".repeat(3000)}",a`, 'k2,2,"two\r\nlines",b', "", "k3,3,,c", "bad"];
+    const bytes = Buffer.from(`${rows.join("\r\n")}\r\n`);
+    const [fast, slow] = await runBoth(bytes, request({}), 1 << 20, 64, { gzip: true });
+    expect(fast).toEqual(slow);
+    expect(fast).toMatchObject([{ records: 3, skipped: 1 }]);
+  });
+
+  it("the fast path takes the plain records (forEachCsvRecord), the rest reach onRecord with their lines", async () => {
     const rows = ["id,n,s,v"];
     for (let i = 0; i < 500; i++) rows.push(`k${i},${i},"s ""${i}""",v${i % 7}`);
+    rows.push('k500,500,"two', 'lines",v', "k501,only-two");
     const bytes = Buffer.from(`${rows.join("\r\n")}\r\n`);
-    const [fast, slow] = await runBoth(bytes, request({}), 4000, 64);
+    const [fast, slow] = await runBoth(bytes, request({}), 1 << 20, 64);
     expect(fast).toEqual(slow);
-    expect((fast as Array<{ records: number }>).reduce((a, r) => a + r.records, 0)).toBe(500);
+    const open = memoryStore(new Map([["in/a.csv", new Uint8Array(bytes)]]), 64);
+    const fastLines: number[] = [];
+    const slowLines: number[] = [];
+    await forEachCsvRecord(
+      { id: "c0000000", bucket: "in", key: "a.csv", size: bytes.length },
+      { open },
+      (header) => {
+        const f = makeFastCsvMapper({ key: ["id"] }, header);
+        return (buf, s, e, line) => {
+          if (!f?.map(buf, s, e)) return false;
+          fastLines.push(line);
+          return true;
+        };
+      },
+      (rec) => {
+        slowLines.push(rec.line);
+      },
+    );
+    expect(fastLines).toEqual(Array.from({ length: 500 }, (_, i) => i + 2));
+    expect(slowLines).toEqual([502, 504]);
   });
 });
