@@ -19,7 +19,12 @@
  * quotes, control characters, '\' and '"' in values (JSON-escaped as JSON.stringify does: \" \\ \b \t \n \f \r,
  * \u00XX lowercase for the other controls), 0x00 in composite key components (escaped as the tuple encoding does).
  * The caller strips the line's '\n' and one trailing '\r' and never passes the object's first line (the header, or
- * a BOM). Property-tested against the straightforward path (test/unit/records-csv-fast.test.ts).
+ * a BOM). Property-tested against the straightforward path (test/unit/records-csv-fast.test.ts; whole Partition
+ * runs: test/unit/partition-csv-fast.test.ts).
+ *
+ * Output: map() gives the key and value as byte ranges (RunWriter.addRanges); mapAppend() writes the record in the
+ * run's encoded form straight into the writer's arena (csvRecordAdder, RunWriter.pushWritten). The value's constant
+ * bytes (names, quotes, braces) are precomputed per header and written as 32-bit words.
  */
 import { isUtf8 } from "node:buffer";
 import { SST } from "../limits.js";
