@@ -70,6 +70,8 @@ const MAX_NATIVE = 1 << 21;
  * radix sort is stable and the words' low 21 bits are their position)
  */
 const MIN_RADIX_WORDS = 512;
+/** at depth 0 with the prefixes, native-level groups tied on 5 bytes up to this size are finished from the prefixes */
+const PREFIX_GROUP = 64;
 /** digits of one radix level: length class, then bytes 7..0 (least significant first) */
 const DIGITS = 9;
 
@@ -217,6 +219,42 @@ export function sortKeys(
       words = new BigUint64Array(w32.buffer);
     }
   };
+  /** per position in a depth-0 native level: key bytes 5..7 of the prefix (zero-padded) << 4 | length class */
+  let rest = new Uint32Array(0);
+  const gKey = new Uint32Array(PREFIX_GROUP);
+  const gIdx = new Uint32Array(PREFIX_GROUP);
+  /**
+   * A group of a depth-0 native level, sorted positions [k, j) of the range at lo, tied on 5 bytes with keys longer
+   * than 5: ordered (stably, by insertion) on the rest of the 8-byte prefix and the length class, from the words'
+   * positions and `rest` (no key bytes read); records still tied on 8 bytes with longer keys go on from depth 8.
+   */
+  const prefixGroup = (lo: number, k: number, j: number) => {
+    const g = j - k;
+    for (let x = 0; x < g; x++) {
+      const v = rest[w32[2 * (k + x)] & 0x1fffff];
+      const id = ordA[lo + k + x];
+      let y = x - 1;
+      while (y >= 0 && gKey[y] > v) {
+        gKey[y + 1] = gKey[y];
+        gIdx[y + 1] = gIdx[y];
+        y--;
+      }
+      gKey[y + 1] = v;
+      gIdx[y + 1] = id;
+    }
+    let a = 0;
+    while (a < g) {
+      const v = gKey[a];
+      ordA[lo + k + a] = gIdx[a];
+      let b = a + 1;
+      while (b < g && gKey[b] === v) {
+        ordA[lo + k + b] = gIdx[b];
+        b++;
+      }
+      if (b - a > 1 && (v & 15) === 9) stack.push(lo + k + a, lo + k + b, 8);
+      a = b;
+    }
+  };
   const nativeLevel = (lo: number, hi: number, d: number) => {
     const m = hi - lo;
     if (words.length < m) {
@@ -224,6 +262,7 @@ export function sortKeys(
       w32 = new Uint32Array(words.buffer);
     }
     const pre = d === 0 && t.prefixHi && t.prefixLo && t.prefixLen;
+    if (pre && rest.length < m) rest = new Uint32Array(words.length);
     for (let k = 0; k < m; k++) {
       const i = ordA[lo + k];
       let h: number;
@@ -231,9 +270,11 @@ export function sortKeys(
       let lc: number;
       if (pre) {
         h = (t.prefixHi as Uint32Array)[i];
-        b4 = (t.prefixLo as Uint32Array)[i] >>> 24;
+        const w = (t.prefixLo as Uint32Array)[i];
+        b4 = w >>> 24;
         const pl = (t.prefixLen as Uint8Array)[i];
         lc = pl > 5 ? 6 : pl;
+        rest[k] = ((w & 0xffffff) << 4) | pl;
       } else {
         const p = pages[page[i]];
         const s = keyStart[i] + d;
@@ -266,7 +307,8 @@ export function sortKeys(
       while (j < m && w32[2 * j + 1] === h && w32[2 * j] >>> 21 === top) j++;
       if (j - k > 1 && (top & 7) === 6) {
         if (j - k === m && allEqual(lo, hi, d)) return; // one key throughout: input order is the order
-        stack.push(lo + k, lo + j, d + 5);
+        if (pre && j - k <= PREFIX_GROUP) prefixGroup(lo, k, j);
+        else stack.push(lo + k, lo + j, d + 5);
       }
       k = j;
     }

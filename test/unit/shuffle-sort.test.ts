@@ -94,6 +94,28 @@ describe("sortKeys", () => {
     );
   });
 
+  it("groups tied on 5 bytes, finished from the 8-byte prefixes (bytes 5..7, length class; longer ties go on) (property)", () => {
+    const tail = fc.uint8Array({ maxLength: 6 }).map((a) => a.map((b) => [0, 1, 0x61, 0xff][b & 3]));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(12), tail, fc.nat(1)), { minLength: 60, maxLength: 400, size: "max" }),
+        fc.constantFrom(undefined, 0),
+        (recs, minRadix) => {
+          const keys = recs.map(([p, t]) => Uint8Array.from([0x70, 0x31, 0x61 + (p % 4), 0x62, p >> 2, ...t]));
+          check(
+            keys,
+            recs.map((r) => r[2]),
+            2,
+            true,
+            undefined,
+            minRadix,
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("native levels by radix: keys sharing bytes, differing in each digit's bits, every length class", () => {
     const keys: Uint8Array[] = [];
     for (let i = 0; i < 3000; i++) {
