@@ -159,10 +159,16 @@ export async function* readChunk(
 }
 
 /** The byte stream of a JSONL/CSV chunk (decompressed; ranged chunks read past `end` only to finish a line). */
+/**
+ * `reuse`: the caller is done with each piece before it pulls the next (see ObjectReader.stream); honoured for
+ * byte-range chunks only (never compressed). A whole object may turn out compressed by its magic bytes, and the
+ * decompressor may hold input pieces, so it always gets pieces of its own.
+ */
 async function openTextChunk(
   reader: ObjectReader,
   chunk: Chunk,
   opts: ReadOptions,
+  reuse = false,
 ): Promise<{ pieces: AsyncIterable<Uint8Array>; ctx: LineCtx }> {
   const maxRecordBytes = opts.maxRecordBytes ?? PIPELINE.maxRecordBytes;
   const ranged = chunk.start !== undefined && (chunk.start > 0 || (chunk.end ?? reader.size) < reader.size);
@@ -182,7 +188,11 @@ async function openTextChunk(
     pieces = decompress(reader.stream(0, reader.size), compression);
   } else {
     // read past `end` only to finish the last owned line
-    pieces = reader.stream(start > 0 ? start - 1 : 0, Math.min(reader.size, end + maxRecordBytes));
+    pieces = reader.stream(
+      start > 0 ? start - 1 : 0,
+      Math.min(reader.size, end + maxRecordBytes),
+      reuse ? { reuse } : undefined,
+    );
   }
   const ctx: LineCtx = {
     source: reader.url,
@@ -212,7 +222,9 @@ export async function forEachJsonlLine(
   onLine: (buf: Uint8Array, start: number, end: number, line: number) => unknown,
 ): Promise<void> {
   const reader = await (opts.open ?? openS3Object)(chunk.bucket, chunk.key, chunk.size);
-  const { pieces, ctx } = await openTextChunk(reader, chunk, opts);
+  // staged: scanLinesStaged copies each piece into the stage before it pulls the next (skipPartialLine and peek hand
+  // a piece on before pulling another), so the reader may lend its pieces
+  const { pieces, ctx } = await openTextChunk(reader, chunk, opts, opts.stage !== undefined);
   const skip = ctx.ranged && ctx.start > 0;
   onStart({ source: ctx.source, chunkStart: skip ? ctx.start : undefined });
   const { offset, rest } = await skipPartialLine(pieces, skip ? ctx.start - 1 : 0, skip);

@@ -11,10 +11,18 @@ export interface ObjectReader {
   /** s3://bucket/key (or a path), used in every error message */
   readonly url: string;
   readonly size: number;
-  /** streams bytes [start, end) in pieces (end clamped to size) */
-  stream(start: number, end: number): AsyncIterable<Uint8Array>;
+  /**
+   * streams bytes [start, end) in pieces (end clamped to size). `reuse: true` is the caller's promise that it is done
+   * with a piece (parsed it, or copied what it keeps) before it pulls the next one: a reader may then lend pieces
+   * from a buffer it refills (S3 windows from a pool instead of a fresh buffer each).
+   */
+  stream(start: number, end: number, opts?: StreamOptions): AsyncIterable<Uint8Array>;
   /** reads bytes [start, end) into one buffer (end clamped to size) */
   read(start: number, end: number): Promise<Uint8Array>;
+}
+
+export interface StreamOptions {
+  reuse?: boolean;
 }
 
 /** Opens an object for ranged reads. `size`, when known (from a listing), saves a HEAD request. */
@@ -95,10 +103,12 @@ export function s3Opener(windowBytes = 8 * 1024 * 1024, opts: { pieces?: "window
     return {
       url,
       size: objSize,
-      async *stream(start: number, end: number) {
+      async *stream(start: number, end: number, streamOpts?: StreamOptions) {
         const e = Math.min(end, objSize);
         if (e <= start) return;
-        yield* s3RangeReader(bucket, key, start, e, { chunkBytes: windowBytes, prefetch: 1, pieces });
+        // windows lent from the pool when the caller is done with each before the next (see ObjectReader.stream)
+        const reuseWindows = streamOpts?.reuse === true && pieces === "window";
+        yield* s3RangeReader(bucket, key, start, e, { chunkBytes: windowBytes, prefetch: 1, pieces, reuseWindows });
       },
       async read(start: number, end: number) {
         const e = Math.min(end, objSize);
