@@ -157,28 +157,44 @@ export function sortKeys(
   let w32 = new Uint32Array(0);
   /** the radix sort's scatter target (as long as w32) and digit counts */
   let w32b = new Uint32Array(0);
-  const wordHist = new Uint32Array(4 * 2048);
+  const wordHist = new Uint32Array(2048 + 3 * 4096);
   /**
-   * Sorts the first m words of w32 (pairs: low word at 2k, high word at 2k + 1) by their top 43 bits, stably: digits
-   * low bits 21..31, high bits 0..10, 11..21, 22..31. Leaves them in w32.
+   * Sorts the first m words of w32 (pairs: low word at 2k, high word at 2k + 1) by their top 43 bits, stably: a digit
+   * of low bits 21..31, then the high word's bits that differ between words (`hVary`: the bits set in some words and
+   * not in all) in digits of at most 12 bits (constant bits around them order nothing). Leaves them in w32.
    */
-  const radixWords = (m: number) => {
+  const radixWords = (m: number, hVary: number) => {
     if (w32b.length < w32.length) w32b = new Uint32Array(w32.length);
+    // the high word's digits: from its lowest to its highest varying bit
+    let nd = 0;
+    let width = 0;
+    let low = 0;
+    if (hVary !== 0) {
+      low = 31 - Math.clz32(hVary & -hVary);
+      const span = 32 - Math.clz32(hVary) - low;
+      nd = Math.ceil(span / 12);
+      width = Math.ceil(span / nd);
+    }
+    const mask = width === 32 ? -1 : (1 << width) - 1;
+    const s1 = low;
+    const s2 = low + width;
+    const s3 = low + 2 * width;
     const h = wordHist;
     h.fill(0);
     for (let k = 0; k < m; k++) {
       const x = w32[2 * k + 1];
       h[w32[2 * k] >>> 21]++;
-      h[2048 + (x & 0x7ff)]++;
-      h[4096 + ((x >>> 11) & 0x7ff)]++;
-      h[6144 + (x >>> 22)]++;
+      if (nd > 0) h[2048 + ((x >>> s1) & mask)]++;
+      if (nd > 1) h[6144 + ((x >>> s2) & mask)]++;
+      if (nd > 2) h[10240 + ((x >>> s3) & mask)]++;
     }
     let src = w32;
     let dst = w32b;
-    for (let dg = 0; dg < 4; dg++) {
-      const base = dg * 2048;
+    for (let dg = 0; dg <= nd; dg++) {
+      const base = dg === 0 ? 0 : 2048 + (dg - 1) * 4096;
+      const size = dg === 0 ? 2048 : 1 << width;
       let constant = false;
-      for (let v = 0; v < 2048; v++) {
+      for (let v = 0; v < size; v++) {
         const c = h[base + v];
         if (c !== 0) {
           constant = c === m;
@@ -187,7 +203,7 @@ export function sortKeys(
       }
       if (constant) continue;
       let sum = 0;
-      for (let v = 0; v < 2048; v++) {
+      for (let v = 0; v < size; v++) {
         const c = h[base + v];
         h[base + v] = sum;
         sum += c;
@@ -200,10 +216,10 @@ export function sortKeys(
           dst[to + 1] = src[2 * k + 1];
         }
       } else {
-        const shift = dg === 1 ? 0 : dg === 2 ? 11 : 22;
+        const shift = dg === 1 ? s1 : dg === 2 ? s2 : s3;
         for (let k = 0; k < m; k++) {
           const x = src[2 * k + 1];
-          const to = 2 * h[base + ((x >>> shift) & 0x7ff)]++;
+          const to = 2 * h[base + ((x >>> shift) & mask)]++;
           dst[to] = src[2 * k];
           dst[to + 1] = x;
         }
@@ -263,6 +279,8 @@ export function sortKeys(
     }
     const pre = d === 0 && t.prefixHi && t.prefixLo && t.prefixLen;
     if (pre && rest.length < m) rest = new Uint32Array(words.length);
+    let hAnd = -1;
+    let hOr = 0;
     for (let k = 0; k < m; k++) {
       const i = ordA[lo + k];
       let h: number;
@@ -293,8 +311,10 @@ export function sortKeys(
       }
       w32[2 * k + 1] = h;
       w32[2 * k] = ((b4 << 24) | (lc << 21) | k) >>> 0;
+      hAnd &= h;
+      hOr |= h;
     }
-    if (m >= minRadix) radixWords(m);
+    if (m >= minRadix) radixWords(m, hAnd ^ hOr);
     else words.subarray(0, m).sort();
     for (let k = 0; k < m; k++) ordB[k] = ordA[lo + (w32[2 * k] & 0x1fffff)];
     ordA.set(ordB.subarray(0, m), lo);

@@ -126,15 +126,20 @@ describe("sortKeys", () => {
       for (let x = 1; x <= len; x++) k[x] = (v >>> (x * 5)) & (x % 2 ? 0xff : 0x03);
       keys.push(k);
     }
-    for (const minRadix of [0, 100, undefined])
-      check(
-        keys,
-        keys.map((_, i) => i % 3),
-        3,
-        true,
-        undefined,
-        minRadix,
-      );
+    // only the top bits of the first 4 bytes vary, or only the lowest, or none (then byte 4 and the length class)
+    const top = keys.map((_, i) => Uint8Array.from([[0, 0x80, 0xff][i % 3], 9, 9, 9, (i * 37) & 0xff, 1, 2]));
+    const bottom = keys.map((_, i) => Uint8Array.from([5, 5, 5, i & 1, (i * 37) & 0x0f, ...new Array(i % 4).fill(3)]));
+    const none = keys.map((_, i) => Uint8Array.from([5, 5, 5, 5, i % 7, ...new Array(i % 3).fill(i % 2)]));
+    for (const ks of [keys, top, bottom, none])
+      for (const minRadix of [0, 100, undefined])
+        check(
+          ks,
+          ks.map((_, i) => i % 3),
+          3,
+          true,
+          undefined,
+          minRadix,
+        );
   });
 
   it("many equal long keys (one key throughout) and large groups", () => {
