@@ -36,7 +36,9 @@ describe("Plan's chunk size and bucket target grow with the input", () => {
     expect(s.chunkBytes / GiB).toBeCloseTo(6.74, 1);
     expect(s.bucketTargetBytes).toBe(s.chunkBytes);
     expect(reads(5e13)).toBeLessThan(5.2e7);
-    expect(Math.ceil(5e13 / PIPELINE.chunkBytes) * Math.ceil(5e13 / PIPELINE.bucketTargetBytes)).toBeGreaterThan(6.5e10);
+    expect(Math.ceil(5e13 / PIPELINE.chunkBytes) * Math.ceil(5e13 / PIPELINE.bucketTargetBytes)).toBeGreaterThan(
+      6.5e10,
+    );
   });
 
   it("stop at maxScaledBytes (past ~64 TiB segments shrink instead) and never shrink", () => {
