@@ -968,43 +968,76 @@ export async function* parseSegmentColumns(
   run: number,
   withRun = false,
 ): AsyncIterable<SegmentBatch> {
-  let buf: Uint8Array = new Uint8Array(0);
-  let pos = 0;
-  const ve = varintEnd;
-  for await (const p of pieces) {
-    // the previous buffer is never written again: batches handed out stay valid
-    if (pos < buf.length) {
-      const joined = new Uint8Array(buf.length - pos + p.length);
-      joined.set(buf.subarray(pos), 0);
-      joined.set(p, buf.length - pos);
-      buf = joined;
-    } else buf = p.constructor === Uint8Array ? p : new Uint8Array(p.buffer, p.byteOffset, p.length);
-    pos = 0;
-    const end = buf.length;
-    const cols = new Columns(Math.max(64, end >> 6));
-    for (;;) {
-      const kl = decodeVarint(buf, pos, end);
-      if (kl < 0) break;
-      const ks = ve.pos;
-      const ke = ks + kl;
-      const vl = decodeVarint(buf, ke, end);
-      if (vl < 0) break;
-      const vs = ve.pos;
-      const vEnd = vs + vl;
-      if (vEnd > end) break;
-      const line = decodeVarint(buf, vEnd, end);
-      if (line < 0) break;
-      let r = run;
-      if (withRun) {
-        r = decodeVarint(buf, ve.pos, end);
-        if (r < 0) break;
+  /** a copy of the bytes of the record the previous piece ended inside (empty: none) */
+  let carry = EMPTY;
+  for await (const p0 of pieces) {
+    // pieces are never written again: batches handed out stay valid
+    const p = p0.constructor === Uint8Array ? p0 : new Uint8Array(p0.buffer, p0.byteOffset, p0.length);
+    let from = 0;
+    if (carry.length > 0) {
+      // finish the record that straddles the boundary in a small joined buffer of its own (one batch of one record),
+      // then parse the rest of the piece where it is: no copy of the whole piece
+      let take = Math.min(p.length, 64);
+      for (;;) {
+        const joined = new Uint8Array(carry.length + take);
+        joined.set(carry, 0);
+        joined.set(p.subarray(0, take), carry.length);
+        const one = new Columns(1);
+        const used = parseColumns(one, joined, 0, run, withRun, 1);
+        if (one.n === 1) {
+          yield one.batch(joined);
+          from = used - carry.length;
+          carry = EMPTY;
+          break;
+        }
+        if (take === p.length) {
+          // the record goes on past this piece too
+          carry = joined;
+          from = p.length;
+          break;
+        }
+        take = Math.min(p.length, take * 4);
       }
-      pos = ve.pos;
-      cols.push(buf, ks, ke, vs, vEnd, line, r);
+      if (from === p.length) continue;
     }
-    if (cols.n > 0) yield cols.batch(buf);
+    const cols = new Columns(Math.max(64, (p.length - from) >> 6));
+    const pos = parseColumns(cols, p, from, run, withRun, Number.POSITIVE_INFINITY);
+    if (cols.n > 0) yield cols.batch(p);
+    if (pos < p.length) carry = p.slice(pos);
   }
-  if (pos < buf.length) throw new CorruptionError(`${name}: segment ends inside a record`, { file: name });
+  if (carry.length > 0) throw new CorruptionError(`${name}: segment ends inside a record`, { file: name });
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Appends to `cols` the whole records of buf[pos, buf.length), at most `max` of them; returns where it stopped (the
+ * start of an unfinished record, or buf.length).
+ */
+function parseColumns(cols: Columns, buf: Uint8Array, pos: number, run: number, withRun: boolean, max: number): number {
+  const ve = varintEnd;
+  const end = buf.length;
+  while (cols.n < max) {
+    const kl = decodeVarint(buf, pos, end);
+    if (kl < 0) break;
+    const ks = ve.pos;
+    const ke = ks + kl;
+    const vl = decodeVarint(buf, ke, end);
+    if (vl < 0) break;
+    const vs = ve.pos;
+    const vEnd = vs + vl;
+    if (vEnd > end) break;
+    const line = decodeVarint(buf, vEnd, end);
+    if (line < 0) break;
+    let r = run;
+    if (withRun) {
+      r = decodeVarint(buf, ve.pos, end);
+      if (r < 0) break;
+    }
+    pos = ve.pos;
+    cols.push(buf, ks, ke, vs, vEnd, line, r);
+  }
+  return pos;
 }
 
 /** readSegmentBatches in column form (same windows, checksum and record-count checks). */
