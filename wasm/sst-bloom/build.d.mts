@@ -3,3 +3,4 @@ export const root: string;
 export const outPath: string;
 export function compile(): Promise<Buffer>;
 export function generated(wasm: Buffer): string;
+export function build(): Promise<void>;
