@@ -28,7 +28,9 @@
  */
 import { isUtf8 } from "node:buffer";
 import { SST } from "../limits.js";
+import type { RunWriter } from "../shuffle/run.js";
 import { keyPrefix } from "../shuffle/sort.js";
+import type { MappedRanges } from "./jsonl-fast.js";
 import { varintLength, writeVarint } from "../shuffle/varint.js";
 
 export interface FastCsvOptions {
@@ -39,7 +41,7 @@ export interface FastCsvOptions {
   maxValueBytes?: number;
 }
 
-export interface FastCsvMapper {
+export interface FastCsvMapper extends MappedRanges {
   /**
    * Maps the record on line buf[start, end) (without '\n' and a trailing '\r'). true: the key is
    * keySrc[keyStart, keyEnd), the value the concatenation of valSrc[segs[2j], segs[2j+1]) for j < nsegs (valueLen
@@ -61,13 +63,6 @@ export interface FastCsvMapper {
     pos: number,
     limit: number,
   ): number;
-  keySrc: Uint8Array;
-  keyStart: number;
-  keyEnd: number;
-  valSrc: Uint8Array;
-  segs: Int32Array;
-  nsegs: number;
-  valueLen: number;
 }
 
 /** field flags: a quoted field holding "" pairs; a field JSON.stringify escapes ('\', control characters) */
@@ -435,22 +430,8 @@ export function makeFastCsvMapper(opts: FastCsvOptions, header: string[]): FastC
 }
 
 /** What csvRecordAdder needs of the run writer (core/shuffle/run.ts RunWriter). */
-export interface CsvRunWriter {
-  readonly appendPos: number;
-  readonly appendLimit: number;
-  pushWritten(b: number, len: number, keyStart: number, keyLen: number, hi: number, lo: number, lc: number): void;
-  addRanges(
-    b: number,
-    keySrc: Uint8Array,
-    ks: number,
-    ke: number,
-    valSrc: Uint8Array,
-    segs: Int32Array,
-    nsegs: number,
-    valueLen: number,
-    line: number,
-  ): void;
-}
+/** the part of RunWriter the CSV hot loop writes through */
+export type CsvRunWriter = Pick<RunWriter, "appendPos" | "appendLimit" | "pushWritten" | "addRanges">;
 
 /**
  * Partition's fast record function for forEachCsvRecord: maps the line into the writer's arena (page 0, `arena`)

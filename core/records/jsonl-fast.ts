@@ -27,13 +27,9 @@ export interface FastJsonlOptions {
   maxValueBytes?: number;
 }
 
-export interface FastJsonlMapper {
-  /**
-   * Maps line buf[start, end) (without '\n' and trailing '\r'). true: the key is keySrc[keyStart, keyEnd), the value
-   * the concatenation of valSrc[segs[2j], segs[2j+1]) for j < nsegs (valueLen bytes); the ranges are valid until the
-   * next call. false: use the straightforward path for this line.
-   */
-  map(buf: Uint8Array, start: number, end: number): boolean;
+/** Where a fast mapper left its last record: key keySrc[keyStart, keyEnd), value the concatenation of
+ * valSrc[segs[2j], segs[2j+1]) for j < nsegs (valueLen bytes), valid until its next call (JSONL and CSV). */
+export interface MappedRanges {
   keySrc: Uint8Array;
   keyStart: number;
   keyEnd: number;
@@ -41,6 +37,15 @@ export interface FastJsonlMapper {
   segs: Int32Array;
   nsegs: number;
   valueLen: number;
+}
+
+export interface FastJsonlMapper extends MappedRanges {
+  /**
+   * Maps line buf[start, end) (without '\n' and trailing '\r'). true: the key is keySrc[keyStart, keyEnd), the value
+   * the concatenation of valSrc[segs[2j], segs[2j+1]) for j < nsegs (valueLen bytes); the ranges are valid until the
+   * next call. false: use the straightforward path for this line.
+   */
+  map(buf: Uint8Array, start: number, end: number): boolean;
 }
 
 enum Kind {

@@ -6,7 +6,7 @@
  *
  * Off when FERRY_SST_WASM=0 or WebAssembly is unavailable: makeBloomBuilder then gives the JS BloomBuilder.
  */
-import { chooseNumProbes, BLOOM_METADATA_LEN, BloomBuilder } from "./bloom.js";
+import { BLOOM_METADATA_LEN, BloomBuilder, filterShape, writeFilterMetadata } from "./bloom.js";
 import { SST_BLOOM_WASM_BASE64 } from "./wasm/sst-bloom.gen.js";
 
 const PAGE = 65536;
@@ -129,21 +129,13 @@ export class WasmBloomBuilder {
 
   /** The filter block contents: bit array + 5 metadata bytes (BloomBuilder.finish). */
   finish(): Uint8Array {
-    const n = this.n;
-    let rawLen = Math.floor((n * this.millibitsPerKey + 7999) / 8000);
-    if (rawLen >= 0xffffffc0) rawLen = 0xffffffc0;
-    const len = Math.ceil(rawLen / 64) * 64;
-    const numProbes = chooseNumProbes(this.millibitsPerKey);
+    const { len, numProbes } = filterShape(this.n, this.millibitsPerKey);
     const at = (this.free(0) + 63) & ~63;
     const m = this.ensure(at + len);
     this.x.buildFilter(at, len >>> 6, numProbes);
     const out = new Uint8Array(len + BLOOM_METADATA_LEN);
     out.set(m.subarray(at, at + len));
-    out[len] = 0xff; // new-implementation marker (-1)
-    out[len + 1] = 0; // sub-implementation: FastLocalBloom
-    out[len + 2] = numProbes;
-    out[len + 3] = 0; // log2(block bytes) - 6 = 0: 64-byte lines
-    out[len + 4] = 0;
+    writeFilterMetadata(out, len, numProbes);
     this.n = 0;
     this.x.reset(this.base);
     return out;

@@ -93,11 +93,7 @@ export class BloomBuilder {
 
   /** The filter block contents: bit array + 5 metadata bytes. */
   finish(): Uint8Array {
-    const n = this.n;
-    let rawLen = Math.floor((n * this.millibitsPerKey + 7999) / 8000);
-    if (rawLen >= 0xffffffc0) rawLen = 0xffffffc0;
-    const len = Math.ceil(rawLen / 64) * 64;
-    const numProbes = chooseNumProbes(this.millibitsPerKey);
+    const { len, numProbes } = filterShape(this.n, this.millibitsPerKey);
     const out = new Uint8Array(len + BLOOM_METADATA_LEN);
     const lines = len >>> 6;
     for (let c = 0; c < this.chunks1.length; c++) {
@@ -114,11 +110,7 @@ export class BloomBuilder {
         }
       }
     }
-    out[len] = 0xff; // new-implementation marker (-1)
-    out[len + 1] = 0; // sub-implementation: FastLocalBloom
-    out[len + 2] = numProbes;
-    out[len + 3] = 0; // log2(block bytes) - 6 = 0: 64-byte lines
-    out[len + 4] = 0;
+    writeFilterMetadata(out, len, numProbes);
     // free the hashes
     this.chunks1.length = 0;
     this.chunks2.length = 0;
@@ -155,4 +147,20 @@ export class BloomReader {
     }
     return true;
   }
+}
+
+/** FastLocalBloom's bit-array length (whole 64-byte cache lines) and probe count for n keys (RocksDB's sizing). */
+export function filterShape(n: number, millibitsPerKey: number): { len: number; numProbes: number } {
+  let rawLen = Math.floor((n * millibitsPerKey + 7999) / 8000);
+  if (rawLen >= 0xffffffc0) rawLen = 0xffffffc0;
+  return { len: Math.ceil(rawLen / 64) * 64, numProbes: chooseNumProbes(millibitsPerKey) };
+}
+
+/** The 5 metadata bytes after a FastLocalBloom bit array of `len` bytes, at out[len, len + 5). */
+export function writeFilterMetadata(out: Uint8Array, len: number, numProbes: number): void {
+  out[len] = 0xff; // new-implementation marker (-1)
+  out[len + 1] = 0; // sub-implementation: FastLocalBloom
+  out[len + 2] = numProbes;
+  out[len + 3] = 0; // log2(block bytes) - 6 = 0: 64-byte lines
+  out[len + 4] = 0;
 }
