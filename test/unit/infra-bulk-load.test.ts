@@ -195,6 +195,9 @@ describe("resources", () => {
       expect(Object.keys(f.Properties.Environment.Variables)).toEqual(
         expect.arrayContaining(["FERRY_DATA_BUCKET", "FERRY_CONTROL_TABLE"]),
       );
+      // ferry checks its own bytes end to end: no JS CRC32 over every S3 body (as on the local stack)
+      expect(f.Properties.Environment.Variables.AWS_REQUEST_CHECKSUM_CALCULATION).toBe("WHEN_REQUIRED");
+      expect(f.Properties.Environment.Variables.AWS_RESPONSE_CHECKSUM_VALIDATION).toBe("WHEN_REQUIRED");
     }
   });
 
