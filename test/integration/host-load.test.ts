@@ -104,10 +104,9 @@ describe.each(stores)("hosts with the %s store", { timeout: 180_000 }, (store) =
       ).toHaveLength(2);
 
       // every key readable through routing, and from the host that owns it
-      await waitFor(
-        async () => (await routeGet({ table, dataset, key: "key-000007" })).version === "v1",
-        "reads on v1",
-      );
+      // each host activates v1 on its own after the cutover: wait for all of them (one routed key only proves one
+      // shard's host; reading the other shard before its host switched was a flaky 503 "no active version")
+      await allHostsActive(hosts, dataset, "v1");
       for (const [k, v] of [...v1.records].slice(0, 20)) {
         const r = await routeGet({ table, dataset, key: k });
         expect(r.found).toBe(true);
@@ -123,14 +122,7 @@ describe.each(stores)("hosts with the %s store", { timeout: 180_000 }, (store) =
       expect((await hostGet(hosts[0].endpoint, dataset, "key-000001")).version).toBe("v1"); // loaded, not yet active
       const c2 = await cutoverStep(table, s2);
       expect(c2).toMatchObject({ activeVersion: "v2", previousVersion: "v1" });
-      for (const h of hosts) {
-        await waitFor(async () => {
-          const st = (await (await fetch(`${h.endpoint}/v1/status`)).json()) as {
-            datasets: Record<string, { active?: { version: string } }>;
-          };
-          return st.datasets[dataset]?.active?.version === "v2";
-        }, `host ${h.hostId} switched to v2`);
-      }
+      await allHostsActive(hosts, dataset, "v2");
       for (const [k, v] of [...v2.records].slice(0, 10))
         expect((await routeGet({ table, dataset, key: k })).value?.toString()).toBe(v);
       expect((await getVersion(table, dataset, "v2"))?.status).toBe("ACTIVE");
@@ -204,3 +196,19 @@ describe.each(stores)("hosts with the %s store", { timeout: 180_000 }, (store) =
     }
   });
 });
+
+/** waits until every host's status says `version` is the dataset's active one */
+async function allHostsActive(
+  hosts: Array<{ endpoint: string; hostId: string }>,
+  dataset: string,
+  version: string,
+): Promise<void> {
+  for (const h of hosts) {
+    await waitFor(async () => {
+      const st = (await (await fetch(`${h.endpoint}/v1/status`)).json()) as {
+        datasets: Record<string, { active?: { version: string } }>;
+      };
+      return st.datasets[dataset]?.active?.version === version;
+    }, `host ${h.hostId} serving ${version}`);
+  }
+}
