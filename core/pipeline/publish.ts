@@ -3,7 +3,8 @@
  *
  * Build verifies its own files once they are uploaded: every SST is re-read from S3 (size and xxh3x2 — sha256 for
  * results of older builds — streamed over the landed bytes, compared with what Build hashed as it wrote them) and
- * its SST properties (entries, smallest/largest key) read back with SstReader over ranged GETs. The result stored at results/build/<bucket>.json records that
+ * its SST properties (entries, smallest/largest key) read back with SstReader over ranged GETs. The result stored
+ * at results/build/<bucket>.json records that
  * (`verified`). So the full re-read is spread over the Build Map, not done by one Lambda at the end.
  *
  * Publish gathers every bucket's build result and checks it — every result verified, entries = records in −
@@ -268,12 +269,12 @@ export async function verifyBuiltFile(
 ): Promise<void> {
   const key = prefix + f.path;
   const where = `s3://${dataBucket}/${key}`;
-  const name = f.xxh3x2 !== undefined ? "xxh3x2" : "sha256";
+  const byXxh = f.xxh3x2 !== undefined;
+  const name = byXxh ? "xxh3x2" : "sha256";
   const expected = f.xxh3x2 ?? f.sha256;
-  const { size, sum: actual } =
-    f.xxh3x2 !== undefined
-      ? await checksumObject(dataBucket, key).then((r) => ({ size: r.size, sum: r.xxh3x2 }))
-      : await hashObject(dataBucket, key).then((r) => ({ size: r.size, sum: r.sha256 }));
+  const landed = byXxh ? await checksumObject(dataBucket, key) : await hashObject(dataBucket, key);
+  const size = landed.size;
+  const actual = "xxh3x2" in landed ? landed.xxh3x2 : landed.sha256;
   if (size !== f.bytes)
     throw new CorruptionError(`${where}: ${size} bytes, build result says ${f.bytes}`, { file: where });
   if (actual !== expected) {

@@ -493,45 +493,38 @@ export class RunWriter {
       // every record in page 0 and room for the tables after the staging area (the input stage, free now): the
       // supplier's gatherer copies them out
       const gather = pages.length === 1 ? this.opts.gather?.() : undefined;
+      const n = this.n;
       const tab = (stage + OUT_BYTES + 3) & ~3;
-      if (gather && tab + 12 * this.n <= this.pageBytes) {
-        const n = this.n;
+      const gathered = gather !== undefined && tab + 12 * n <= this.pageBytes;
+      if (gathered) {
         const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
         cols.set(order);
         cols.set(rStart.subarray(0, n), n);
         cols.set(rLen.subarray(0, n), 2 * n);
-        for (let b = 0; b < nb; b++) {
-          const end = starts[b + 1];
-          let k = starts[b];
-          if (k === end) continue;
-          out.beginSegment();
-          while (k < end) {
+      }
+      for (let b = 0; b < nb; b++) {
+        const end = starts[b + 1];
+        let k = starts[b];
+        if (k === end) continue;
+        out.beginSegment();
+        while (k < end) {
+          if (gathered) {
             k = gather.copy(tab, tab + 4 * n, tab + 8 * n, k, end, stage + out.o, OUT_BYTES - out.o);
             out.o += gather.bytes;
-            if (k < end) {
-              // the next record does not fit: as below
-              const i = order[k++];
-              await out.put(arena.subarray(rStart[i], rStart[i] + rLen[i]));
-            }
+            if (k === end) break;
           }
-          await out.endSegment();
+          const i = order[k++];
+          const s = rStart[i];
+          const len = rLen[i];
+          // an arena record that fits the staging area is moved within the arena; else (or the gatherer stopped at
+          // a record that does not fit) it goes through put()
+          if (!gathered && rPage[i] === 0 && len <= OUT_BYTES - out.o) {
+            arena.copyWithin(stage + out.o, s, s + len);
+            out.o += len;
+          } else await out.put(pages[rPage[i]].subarray(s, s + len));
         }
-      } else
-        for (let b = 0; b < nb; b++) {
-          if (starts[b + 1] === starts[b]) continue;
-          out.beginSegment();
-          for (let k = starts[b]; k < starts[b + 1]; k++) {
-            const i = order[k];
-            const s = rStart[i];
-            const len = rLen[i];
-            // the common case inline: an arena record that fits the staging area, moved within the arena
-            if (rPage[i] === 0 && len <= OUT_BYTES - out.o) {
-              arena.copyWithin(stage + out.o, s, s + len);
-              out.o += len;
-            } else await out.put(pages[rPage[i]].subarray(s, s + len));
-          }
-          await out.endSegment();
-        }
+        await out.endSegment();
+      }
     } else {
       const fds = this.spillFiles.map((f) => openSync(f.path, "r"));
       try {
