@@ -109,6 +109,22 @@ export const JSONL_WASM = {
   maxGaps: 65536,
 } as const;
 
+/** The S3 client's GET transport (core/aws/lean-http.ts). */
+export const S3_HTTP = {
+  /** each connection reads into one buffer of this size (net/tls `onread`): the most one socket read can return */
+  readBufferBytes: 256 * KiB,
+  /** body bytes a response buffers (copies) before its consumer asks for them; past this the socket is paused */
+  pendingBytes: 1 * MiB,
+  /** a response head (status line + headers) longer than this is an error */
+  maxHeadBytes: 64 * KiB,
+  /** idle keep-alive connections kept per endpoint */
+  maxIdlePerOrigin: 64,
+  /** no byte from the server for this long while a request is open: the connection is dropped (ETIMEDOUT) */
+  socketTimeoutMs: 120_000,
+  /** connection establishment (TCP + TLS) */
+  connectTimeoutMs: 10_000,
+} as const;
+
 /** Serving hosts (host/). */
 export const HOST = {
   pollIntervalMs: 2000,

@@ -9,6 +9,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { LeanHttpHandler } from "./lean-http.js";
 
 /** the env vars a client's configuration depends on */
 const CONFIG_VARS = [
@@ -21,6 +22,7 @@ const CONFIG_VARS = [
   "AWS_ENDPOINT_URL",
   "AWS_REQUEST_CHECKSUM_CALCULATION",
   "AWS_RESPONSE_CHECKSUM_VALIDATION",
+  "FERRY_S3_HTTP",
 ] as const;
 
 function envKey(endpointVar: string): string {
@@ -43,8 +45,14 @@ function lazy<T extends { destroy(): void }>(endpointVar: string, make: () => T)
   };
 }
 
-/** S3 client (path-style addressing happens automatically for an IP endpoint such as http://127.0.0.1:PORT). */
-export const s3 = lazy("AWS_ENDPOINT_URL_S3", () => new S3Client({}));
+/**
+ * S3 client (path-style addressing happens automatically for an IP endpoint such as http://127.0.0.1:PORT). GETs go
+ * through LeanHttpHandler (core/aws/lean-http.ts: bodies read into reused buffers) unless FERRY_S3_HTTP=node.
+ */
+export const s3 = lazy(
+  "AWS_ENDPOINT_URL_S3",
+  () => new S3Client(process.env.FERRY_S3_HTTP === "node" ? {} : { requestHandler: new LeanHttpHandler() }),
+);
 
 /** Low-level DynamoDB client. */
 export const dynamoRaw = lazy("AWS_ENDPOINT_URL_DYNAMODB", () => new DynamoDBClient({}));

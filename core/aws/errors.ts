@@ -39,6 +39,8 @@ const NETWORK_CODES = new Set([
   "ENETUNREACH",
   "UND_ERR_SOCKET",
   "ERR_STREAM_PREMATURE_CLOSE",
+  // a garbled response (core/aws/lean-http.ts) or a TLS protocol error: worth another connection
+  "EPROTO",
 ]);
 
 const NOT_FOUND_NAMES = new Set([

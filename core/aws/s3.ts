@@ -21,6 +21,7 @@ import {
 import { xxh3 } from "@node-rs/xxhash";
 import { ConfigError, EnvironmentError, FerryError, LimitError, NotFoundError } from "../errors.js";
 import { s3 } from "./clients.js";
+import { isLeanBody } from "./lean-http.js";
 import { awsCall, isConditionFailedAwsError, isNotFoundAwsError, toFerryError, withRetries } from "./errors.js";
 
 const MiB = 1024 * 1024;
@@ -120,6 +121,11 @@ export async function exists(bucket: string, key: string): Promise<boolean> {
 }
 
 async function bodyBytes(body: unknown, what: string): Promise<Uint8Array> {
+  if (isLeanBody(body) && body.contentLength !== undefined) {
+    const { bytes, got } = await bodyExact(body, body.contentLength, what);
+    if (bytes) return bytes;
+    throw wrongLength(what, body.contentLength, got);
+  }
   const b = body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
   if (!b?.transformToByteArray) throw new EnvironmentError(`${what}: response has no body`);
   return b.transformToByteArray();
@@ -134,6 +140,15 @@ function nodeBody(body: unknown): (Readable & AsyncIterable<Uint8Array>) | undef
 }
 
 /**
+ * A plain Uint8Array over its own ArrayBuffer (what transformToByteArray returns): allocUnsafeSlow is never a slice
+ * of Buffer's shared pool; the caller overwrites every byte before handing it out.
+ */
+function plainBuffer(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
+/**
  * Reads a response body of `expected` bytes into one new buffer, or into `into` (at least `expected` bytes long) when
  * given (one copy per byte; the SDK's transformToByteArray collects the chunks and then concatenates them). Returns
  * the bytes and how many the body really had: a short or long body gives `got !== expected` (and no bytes), which the
@@ -145,6 +160,12 @@ async function bodyExact(
   what: string,
   into?: Uint8Array,
 ): Promise<{ bytes: Uint8Array | undefined; got: number }> {
+  if (isLeanBody(body)) {
+    // straight from the connection's read buffer into the window: one copy, nothing allocated per socket read
+    const out = into ? into.subarray(0, expected) : plainBuffer(expected);
+    const got = await body.readInto(out);
+    return { bytes: got === expected ? out : undefined, got };
+  }
   const stream = nodeBody(body);
   if (!stream) {
     const bytes = await bodyBytes(body, what);
@@ -154,14 +175,7 @@ async function bodyExact(
     }
     return { bytes: bytes.length === expected ? bytes : undefined, got: bytes.length };
   }
-  let out: Uint8Array;
-  if (into) out = into.length === expected ? into : into.subarray(0, expected);
-  else {
-    // a plain Uint8Array over its own ArrayBuffer (what transformToByteArray returned): allocUnsafeSlow is never a
-    // slice of Buffer's shared pool, and every byte is overwritten before it is returned
-    const b = Buffer.allocUnsafeSlow(expected);
-    out = new Uint8Array(b.buffer, b.byteOffset, expected);
-  }
+  const out = into ? (into.length === expected ? into : into.subarray(0, expected)) : plainBuffer(expected);
   let got = 0;
   for await (const c of stream) {
     if (got + c.length <= expected) out.set(c, got);

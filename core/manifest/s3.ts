@@ -15,6 +15,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { s3 as awsS3 } from "../aws/clients.js";
+import { isLeanBody } from "../aws/lean-http.js";
 import { Xxh3x2 } from "../aws/s3.js";
 import { NotFoundError, TransientError } from "../errors.js";
 
@@ -159,6 +160,8 @@ export async function checksumObject(bucket: string, key: string): Promise<{ siz
 async function streamObject(bucket: string, key: string, update: (chunk: Uint8Array) => void): Promise<number> {
   try {
     const out = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    // hashed straight from the connection's read buffer (core/aws/lean-http.ts), else chunk by chunk
+    if (isLeanBody(out.Body)) return await out.Body.forEachPiece(update);
     let size = 0;
     for await (const chunk of out.Body as Readable) {
       update(chunk as Buffer);

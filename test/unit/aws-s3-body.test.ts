@@ -3,13 +3,19 @@
  * retried, a short or long body is an error with the same message on every read path (getRange, s3RangeReader with
  * window and network pieces, lent windows), and the fast paths return what a straightforward read returns; lent
  * windows (reuseWindows) come from a few buffers and stay intact until the next window is asked for; pooled windows
- * (pooledWindows) stay intact until releaseWindow.
+ * (pooledWindows) stay intact until releaseWindow. The read paths run through both GET transports (core/aws/lean-http.ts
+ * and, with FERRY_S3_HTTP=node, the SDK's NodeHttpHandler).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { s3 } from "../../core/aws/clients.js";
+import { isLeanBody } from "../../core/aws/lean-http.js";
 import { getBytes, getRange, releaseWindow, s3RangeReader } from "../../core/aws/s3.js";
 import { LimitError } from "../../core/errors.js";
+
+type SdkBody = { transformToByteArray(): Promise<Uint8Array> };
 
 /** what the endpoint does with the next GETs (shifted per request; then "ok") */
 type Mode = "ok" | "drop" | "short" | "long";
@@ -126,7 +132,8 @@ describe("S3 response bodies (scripted endpoint)", () => {
     const { pieces } = await collect(
       s3RangeReader("bkt", "obj", 0, 250_000, { chunkBytes: 100_000, pieces: "network" }),
     );
-    expect(pieces.length).toBeGreaterThan(3);
+    // at least one piece per window (3 windows); how a window's body splits depends on the socket reads
+    expect(pieces.length).toBeGreaterThanOrEqual(3);
     expect(pieces.every((p) => p.constructor === Uint8Array && p.length > 0)).toBe(true);
     // every piece is the consumer's: later reads do not overwrite earlier pieces
     expect(Buffer.concat(pieces).equals(object.subarray(0, 250_000))).toBe(true);
@@ -184,26 +191,56 @@ describe("S3 response bodies (scripted endpoint)", () => {
     expect([...again].every((b) => kept.some((w) => w.buffer === b))).toBe(true);
   });
 
-  for (const [name, read] of Object.entries(readers)) {
-    it(`${name}: a connection dropped mid-body is retried`, async () => {
-      script = ["drop"];
-      requests = 0;
-      const got = await read(1000, 91_000);
-      expect(got.equals(object.subarray(1000, 91_000))).toBe(true);
-      expect(requests).toBe(2);
-    });
+  it("the S3 client's GET bodies are LeanBody; FERRY_S3_HTTP=node gives the SDK's own, same bytes", async () => {
+    script = [];
+    const read = async () => {
+      const res = await s3().send(new GetObjectCommand({ Bucket: "bkt", Key: "obj" }));
+      return { lean: isLeanBody(res.Body), bytes: Buffer.from(await (res.Body as SdkBody).transformToByteArray()) };
+    };
+    const lean = await read();
+    expect(lean.lean).toBe(true);
+    expect(lean.bytes.equals(object)).toBe(true);
+    process.env.FERRY_S3_HTTP = "node";
+    try {
+      const node = await read();
+      expect(node.lean).toBe(false);
+      expect(node.bytes.equals(object)).toBe(true);
+    } finally {
+      delete process.env.FERRY_S3_HTTP;
+    }
+  });
 
-    it(`${name}: a short or long body is an error naming the range and both lengths`, async () => {
-      for (const [mode, actual] of [
-        ["short", 89_990],
-        ["long", 90_010],
-      ] as const) {
-        script = [mode];
-        const err = await read(1000, 91_000).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(LimitError);
-        expect((err as Error).message).toBe(
-          `GetObject s3://bkt/obj bytes=1000-90999: got ${actual} bytes, expected 90000 (is the range past the end of the object?)`,
-        );
+  // every read path, through the lean GET transport and through the SDK's NodeHttpHandler
+  for (const transport of ["lean", "node"] as const) {
+    describe(`${transport} transport`, () => {
+      beforeAll(() => {
+        if (transport === "node") process.env.FERRY_S3_HTTP = "node";
+      });
+      afterAll(() => {
+        delete process.env.FERRY_S3_HTTP;
+      });
+      for (const [name, read] of Object.entries(readers)) {
+        it(`${name}: a connection dropped mid-body is retried`, async () => {
+          script = ["drop"];
+          requests = 0;
+          const got = await read(1000, 91_000);
+          expect(got.equals(object.subarray(1000, 91_000))).toBe(true);
+          expect(requests).toBe(2);
+        });
+
+        it(`${name}: a short or long body is an error naming the range and both lengths`, async () => {
+          for (const [mode, actual] of [
+            ["short", 89_990],
+            ["long", 90_010],
+          ] as const) {
+            script = [mode];
+            const err = await read(1000, 91_000).catch((e: unknown) => e);
+            expect(err).toBeInstanceOf(LimitError);
+            expect((err as Error).message).toBe(
+              `GetObject s3://bkt/obj bytes=1000-90999: got ${actual} bytes, expected 90000 (is the range past the end of the object?)`,
+            );
+          }
+        });
       }
     });
   }
