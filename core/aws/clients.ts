@@ -48,10 +48,17 @@ function lazy<T extends { destroy(): void }>(endpointVar: string, make: () => T)
 /**
  * S3 client (path-style addressing happens automatically for an IP endpoint such as http://127.0.0.1:PORT). GETs go
  * through LeanHttpHandler (core/aws/lean-http.ts: bodies read into reused buffers) unless FERRY_S3_HTTP=node.
+ * No `Expect: 100-continue`: the SDK sends it for bodies of 2 MiB and more and then sends the request on a one-off
+ * connection without keep-alive — on AWS a TCP + TLS handshake for every 8 MiB multipart part. The price: a PUT that
+ * S3 refuses (credentials, a wrong region) sends its body before the error comes back.
  */
 export const s3 = lazy(
   "AWS_ENDPOINT_URL_S3",
-  () => new S3Client(process.env.FERRY_S3_HTTP === "node" ? {} : { requestHandler: new LeanHttpHandler() }),
+  () =>
+    new S3Client({
+      expectContinueHeader: false,
+      ...(process.env.FERRY_S3_HTTP === "node" ? {} : { requestHandler: new LeanHttpHandler() }),
+    }),
 );
 
 /** Low-level DynamoDB client. */

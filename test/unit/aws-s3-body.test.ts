@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { s3 } from "../../core/aws/clients.js";
 import { isLeanBody } from "../../core/aws/lean-http.js";
-import { getBytes, getRange, releaseWindow, s3RangeReader } from "../../core/aws/s3.js";
+import { getBytes, getRange, putBytes, releaseWindow, s3RangeReader } from "../../core/aws/s3.js";
 import { LimitError } from "../../core/errors.js";
 
 type SdkBody = { transformToByteArray(): Promise<Uint8Array> };
@@ -23,8 +23,12 @@ let script: Mode[] = [];
 let requests = 0;
 const object = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + (i >> 9)) & 0xff));
 
+/** the Expect header of each PUT the endpoint saw */
+const putExpect: (string | undefined)[] = [];
+
 function handle(req: IncomingMessage, res: ServerResponse): void {
   requests++;
+  if (req.method === "PUT") putExpect.push(req.headers.expect);
   req.resume();
   const mode = script.shift() ?? "ok";
   const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? "");
@@ -208,6 +212,13 @@ describe("S3 response bodies (scripted endpoint)", () => {
     } finally {
       delete process.env.FERRY_S3_HTTP;
     }
+  });
+
+  it("PUTs of 2 MiB and more go without Expect: 100-continue (kept on keep-alive connections)", async () => {
+    script = [];
+    putExpect.length = 0;
+    await putBytes("bkt", "big", new Uint8Array(3 << 20));
+    expect(putExpect).toEqual([undefined]);
   });
 
   // every read path, through the lean GET transport and through the SDK's NodeHttpHandler
