@@ -457,18 +457,7 @@ function lendWindow(size: number, need: number): Uint8Array | undefined {
 export function releaseWindow(w: Uint8Array): void {
   const ab = w.buffer;
   if (!lentWindows.delete(ab)) return;
-  if (scribbleReleased) new Uint8Array(ab).fill(0xee);
   partPool.release(Buffer.from(ab as ArrayBuffer));
-}
-
-let scribbleReleased = false;
-
-/**
- * Tests: releaseWindow overwrites every window it takes back (0xEE), so a consumer that still reads a window it
- * gave back reads garbage at once instead of only when a later GET happens to refill that buffer.
- */
-export function scribbleReleasedWindows(on: boolean): void {
-  scribbleReleased = on;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { PIPELINE } from "../limits.js";
 import { versionPrefix } from "../manifest/schema.js";
 import { printableKey } from "../records/key.js";
 import { type ObjectReader, type OpenObject, s3Opener } from "../records/source.js";
-import { type ChecksummedSink, checksummedSink, releaseWindow, s3MultipartSink } from "../aws/s3.js";
+import { type ChecksummedSink, checksummedSink, s3MultipartSink } from "../aws/s3.js";
 import type { OpenSink } from "../shuffle/io.js";
 import { type MergedBatch, mergeSegmentColumns } from "../shuffle/merge.js";
 import {
@@ -160,11 +160,7 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
     mergeRounds: 0,
   };
   try {
-    // segment windows are lent from the part pool and given back (releaseWindow) once the merge has retired their
-    // batch and nothing reads it any more: a fresh 8 MiB window per GET costs page faults and external-memory GCs
-    let sources: AsyncIterable<SegmentBatch>[] = withData.map((r) =>
-      readSegmentColumns(r.reader, r.entry, r.run, { pooled: true }),
-    );
+    let sources: AsyncIterable<SegmentBatch>[] = withData.map((r) => readSegmentColumns(r.reader, r.entry, r.run));
     // extra merge rounds to local files while there are more sources than the fan-in
     while (sources.length > fanIn) {
       tmp ??= mkdtempSync(join(args.tmpDir ?? tmpdir(), "ferry-merge-"));
@@ -242,18 +238,6 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
       return writer.addRange(buf, ks, ke, b.valStart[i], b.valEnd[i]);
     };
 
-    // batches the merge retired that the pending record (pb) or the last emitted one (lb) is still in: given back later
-    let held: SegmentBatch[] = [];
-    const giveBack = (retired: SegmentBatch[]) => {
-      if (retired.length === 0 && held.length === 0) return;
-      const keep: SegmentBatch[] = [];
-      for (const r of held.length > 0 ? held.concat(retired) : retired) {
-        if (r === pb || r === lb) keep.push(r);
-        else releaseWindow(r.buf);
-      }
-      held = keep;
-    };
-
     try {
       merge: for await (const out of mergeSegmentColumns(sources)) {
         const ob = out.batch;
@@ -285,8 +269,6 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
           pb = b;
           pi = i;
         }
-        // every record of out is done with (emitted, or compared and kept as pb): its retired batches can go back
-        giveBack(out.retired);
       }
       if (dupExamples.length > 0) throw await duplicateError(dupExamples, readers, bucket);
       if (pb !== undefined) await emit(pb, pi);
@@ -370,7 +352,7 @@ async function writeTmpRun(path: string, merged: AsyncIterable<MergedBatch>): Pr
       while (w < o) w += writeSync(fd, buf, w, o - w);
       o = 0;
     };
-    for await (const out of merged) {
+    for await (const out of merged)
       for (let x = 0; x < out.n; x++) {
         const b = out.batch[x];
         const i = out.idx[x];
@@ -390,9 +372,6 @@ async function writeTmpRun(path: string, merged: AsyncIterable<MergedBatch>): Pr
         o = writeVarint(buf, o, b.line[i]);
         o = writeVarint(buf, o, b.run[i]);
       }
-      // every record of out is copied: the windows of its retired batches go back to the pool
-      for (const r of out.retired) releaseWindow(r.buf);
-    }
     flush();
   } finally {
     closeSync(fd);

@@ -23,12 +23,6 @@ export interface ObjectReader {
 
 export interface StreamOptions {
   reuse?: boolean;
-  /**
-   * the caller gives every piece back with core/aws releaseWindow() once nothing reads it any more (or lets it be
-   * garbage collected): an S3 reader may lend its windows from the part pool (s3RangeReader `pooledWindows`). Other
-   * readers ignore it (releaseWindow ignores what it did not lend).
-   */
-  pooled?: boolean;
 }
 
 /** Opens an object for ranged reads. `size`, when known (from a listing), saves a HEAD request. */
@@ -114,14 +108,7 @@ export function s3Opener(windowBytes = 8 * 1024 * 1024, opts: { pieces?: "window
         if (e <= start) return;
         // windows lent from the pool when the caller is done with each before the next (see ObjectReader.stream)
         const reuseWindows = streamOpts?.reuse === true && pieces === "window";
-        const pooledWindows = !reuseWindows && streamOpts?.pooled === true && pieces === "window";
-        yield* s3RangeReader(bucket, key, start, e, {
-          chunkBytes: windowBytes,
-          prefetch: 1,
-          pieces,
-          reuseWindows,
-          pooledWindows,
-        });
+        yield* s3RangeReader(bucket, key, start, e, { chunkBytes: windowBytes, prefetch: 1, pieces, reuseWindows });
       },
       async read(start: number, end: number) {
         const e = Math.min(end, objSize);

@@ -246,16 +246,11 @@ export async function* kWayMergeKeyed<T extends { key: Uint8Array }>(
   }
 }
 
-/**
- * Merge output in column form: record x is record idx[x] of batch[x]. `retired`: source batches the merge has moved
- * past since the previous MergedBatch — every record of theirs is in this MergedBatch or an earlier one, and the
- * merge never reads them again.
- */
+/** Merge output in column form: record x is record idx[x] of batch[x]. */
 export interface MergedBatch {
   n: number;
   batch: SegmentBatch[];
   idx: Int32Array;
-  retired: SegmentBatch[];
 }
 
 /**
@@ -322,9 +317,7 @@ export async function* mergeSegmentColumns(
     tree[node] = b;
     return a;
   };
-  let retired: SegmentBatch[] = [];
   const refill = async (i: number): Promise<boolean> => {
-    if (cur[i] !== undefined) retired.push(cur[i]);
     const b = await nextNonEmpty(iters[i], (x) => x.n);
     if (!b) return false;
     cur[i] = b;
@@ -347,8 +340,7 @@ export async function* mergeSegmentColumns(
       outB[o] = b;
       outI[o++] = p;
       if (o === outBatch) {
-        yield { n: o, batch: outB, idx: outI, retired };
-        retired = [];
+        yield { n: o, batch: outB, idx: outI };
         outB = new Array(outBatch);
         outI = new Int32Array(outBatch);
         o = 0;
@@ -369,7 +361,7 @@ export async function* mergeSegmentColumns(
       }
       w = win;
     }
-    if (o > 0 || retired.length > 0) yield { n: o, batch: outB, idx: outI, retired };
+    if (o > 0) yield { n: o, batch: outB, idx: outI };
   } finally {
     await Promise.all(iters.map((it) => it.return?.()));
   }

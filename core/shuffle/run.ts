@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CorruptionError } from "../errors.js";
 import { PIPELINE } from "../limits.js";
-import type { ObjectReader, StreamOptions } from "../records/source.js";
+import type { ObjectReader } from "../records/source.js";
 import { crc32c } from "../sst/crc32c.js";
 import type { ByteSink } from "../sst/types.js";
 import { mergeSegmentColumns } from "./merge.js";
@@ -814,7 +814,6 @@ async function* checkedSegment<B>(
   entry: RunEntry,
   parse: (pieces: AsyncIterable<Uint8Array>) => AsyncIterable<B>,
   count: (batch: B) => number,
-  streamOpts?: StreamOptions,
 ): AsyncIterable<B> {
   if (entry.length === 0) return;
   if (entry.length < 4)
@@ -822,7 +821,7 @@ async function* checkedSegment<B>(
   const dataEnd = entry.offset + entry.length - 4;
   let crc = 0;
   async function* pieces(): AsyncIterable<Uint8Array> {
-    for await (const p of reader.stream(entry.offset, dataEnd, streamOpts)) {
+    for await (const p of reader.stream(entry.offset, dataEnd)) {
       crc = crc32c(p, crc);
       yield p;
     }
@@ -1034,22 +1033,12 @@ function parseColumns(cols: Columns, buf: Uint8Array, pos: number, run: number, 
   return pos;
 }
 
-/**
- * readSegmentColumns in column form (same windows, checksum and record-count checks). `pooled`: the windows may be
- * lent from the part pool (StreamOptions.pooled): the caller hands each batch's `buf` to core/aws releaseWindow()
- * once nothing reads the batch any more (a batch's buf is its window, or a small buffer of its own).
- */
-export function readSegmentColumns(
-  reader: ObjectReader,
-  entry: RunEntry,
-  run: number,
-  opts: { pooled?: boolean } = {},
-): AsyncIterable<SegmentBatch> {
+/** readSegmentBatches in column form (same windows, checksum and record-count checks). */
+export function readSegmentColumns(reader: ObjectReader, entry: RunEntry, run: number): AsyncIterable<SegmentBatch> {
   return checkedSegment(
     reader,
     entry,
     (pieces) => parseSegmentColumns(pieces, reader.url, run),
     (b) => b.n,
-    opts.pooled ? { pooled: true } : undefined,
   );
 }
