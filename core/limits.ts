@@ -107,6 +107,8 @@ export const JSONL_WASM = {
   lineCopyBytes: 1 * MiB,
   /** whitespace runs and cut key members per line (value segments; 16 bytes each); a line with more takes the JS path */
   maxGaps: 65536,
+  /** records Partition's batched line loop (mapAppendLines) maps, routes and appends per call into the module */
+  appendRows: 4096,
 } as const;
 
 /** The S3 client's GET transport (core/aws/lean-http.ts). */

@@ -3,16 +3,29 @@
  * the range within the shard), sort per bucket, write one run object at staging/<d>/<v>/runs/<chunkId>.run.
  * Deterministic: the same chunk gives the same bytes at the same key, so a retry overwrites, never duplicates.
  */
-import { PIPELINE } from "../limits.js";
+import { JSONL_WASM, PIPELINE } from "../limits.js";
 import { stagingPrefix } from "../manifest/schema.js";
 import { isSkipped, makeRecordMapper } from "../records/mapper.js";
 import type { FastJsonlMapper } from "../records/jsonl-fast.js";
-import { APPEND_NO_FIT, makeJsonlMapper, type WasmJsonlMapper } from "../records/jsonl-wasm.js";
+import {
+  APPEND_NO_FIT,
+  APPEND_STOP_DECLINED,
+  APPEND_STOP_ROWS,
+  makeJsonlMapper,
+  type WasmJsonlMapper,
+} from "../records/jsonl-wasm.js";
 import { csvRecordAdder, makeFastCsvMapper } from "../records/csv-fast.js";
-import { chunkIndex, forEachCsvRecord, forEachJsonlLine, jsonlRecord, readChunk } from "../records/readers.js";
+import {
+  chunkIndex,
+  forEachCsvRecord,
+  forEachJsonlLine,
+  jsonlRecord,
+  type LineTaker,
+  readChunk,
+} from "../records/readers.js";
 import type { OpenObject } from "../records/source.js";
 import { type OpenSink, openS3Sink } from "../shuffle/io.js";
-import { RunWriter } from "../shuffle/run.js";
+import { RECORD_OVERHEAD_BYTES, RunWriter } from "../shuffle/run.js";
 import { makeRangeRouter, makeRouter } from "./sample.js";
 import type { Chunk, PartitionResult, Plan } from "./types.js";
 
@@ -112,17 +125,62 @@ export async function partitionChunk(
         fast.valueLen,
         line,
       );
+    // WebAssembly, batched: runs of lines are mapped, routed and appended in one call (appendLines), the writer
+    // records their rows (pushWrittenRows); the line it stops at comes to the per-line callback below
+    const appendLines = fused?.appendLines;
+    const rows = fused?.rows;
+    const stopped = fused?.appendStop;
+    /** the arena index of a line appendLines just declined: the callback goes straight to the JSON.parse path */
+    let declinedAt = -1;
+    const taker: LineTaker | undefined =
+      appendLines && rows && stopped
+        ? {
+            taken: 0,
+            take(buf, from, end, stop, line) {
+              taker!.taken = 0;
+              if (buf !== fused.arena) return from;
+              let at = from;
+              for (;;) {
+                const pos = writer.appendPos;
+                if (pos < 0 || line + JSONL_WASM.appendRows >= 0x80000000) return at;
+                const k = appendLines(
+                  at,
+                  end,
+                  stop,
+                  line,
+                  pos,
+                  writer.appendLimit,
+                  writer.appendRoom,
+                  RECORD_OVERHEAD_BYTES,
+                );
+                writer.pushWrittenRows(rows, k);
+                taker!.taken += k;
+                line += k;
+                at = stopped[0];
+                if (stopped[1] !== APPEND_STOP_ROWS) {
+                  if (stopped[1] === APPEND_STOP_DECLINED) declinedAt = at;
+                  return at;
+                }
+              }
+            },
+          }
+        : undefined;
     let where: { source: string; chunkStart?: number } = { source };
     await forEachJsonlLine(
       chunk,
       // lines are read into the writer's arena, so records are moved with copyWithin
-      { ...readOpts, stage: (maxRecordBytes) => writer.inputStage(maxRecordBytes + STAGE_EXTRA_BYTES) },
+      {
+        ...readOpts,
+        stage: (maxRecordBytes) => writer.inputStage(maxRecordBytes + STAGE_EXTRA_BYTES),
+        takeLines: process.env.FERRY_PARTITION_BATCH === "0" ? undefined : taker,
+      },
       (w) => {
         where = w;
       },
       (buf, s, e, line) => {
-        let declined = false;
-        if (mapAppend && appended && buf === fused.arena && line < 0x80000000) {
+        let declined = s === declinedAt;
+        declinedAt = -1;
+        if (!declined && mapAppend && appended && buf === fused.arena && line < 0x80000000) {
           const pos = writer.appendPos;
           if (pos >= 0) {
             const b = mapAppend(s, e, line, pos, writer.appendLimit);

@@ -44,6 +44,18 @@ interface ScanExports {
   map(start: number, end: number): number;
   route(start: number, end: number): number;
   mapAppend(start: number, end: number, line: number, pos: number, limit: number): number;
+  mapAppendLines(
+    from: number,
+    end: number,
+    stop: number,
+    line: number,
+    pos: number,
+    limit: number,
+    room: number,
+    overhead: number,
+    out: number,
+    cap: number,
+  ): number;
   gather(order: number, starts: number, lens: number, k: number, end: number, dst: number, room: number): number;
 }
 
@@ -56,6 +68,12 @@ export interface WasmRoutes {
 /** mapAppend's codes besides a bucket: the line declines (JSON.parse path), the record does not fit (addRanges) */
 export const APPEND_DECLINED = -1;
 export const APPEND_NO_FIT = -2;
+/** why appendLines stopped: rows full, no complete line left, `stop` reached, the line declines, no room */
+export const APPEND_STOP_ROWS = 0;
+export const APPEND_STOP_PARTIAL = 1;
+export const APPEND_STOP_STOP = 2;
+export const APPEND_STOP_DECLINED = 3;
+export const APPEND_STOP_ROOM = 4;
 
 let compiled: WasmModule | null | undefined;
 
@@ -89,6 +107,27 @@ export interface WasmJsonlMapper extends FastJsonlMapper {
    */
   mapAppend?: (start: number, end: number, line: number, pos: number, limit: number) => number;
   appended?: Uint32Array;
+  /**
+   * With routes only. mapAppend over the lines of arena[from, end) one after another (line numbers `line`,
+   * `line` + 1, ...; a line ends before its '\n' and a '\r' before that), records at arena[pos, limit) back to
+   * back, while each is accepted and fits: stops before a line that starts at or after `stop`, one without its '\n'
+   * before `end`, one that declines or does not fit, or a record whose length + `overhead` exceeds what is left of
+   * `room` (its bytes may then lie at its position, unaccounted), or after JSONL_WASM.appendRows records. Returns
+   * the records appended, each a row of 7 in `rows`: bucket, then `appended`'s 6 values. appendStop[0] = the arena
+   * index of the first line not taken, appendStop[1] = why (APPEND_STOP_*).
+   */
+  appendLines?: (
+    from: number,
+    end: number,
+    stop: number,
+    line: number,
+    pos: number,
+    limit: number,
+    room: number,
+    overhead: number,
+  ) => number;
+  rows?: Uint32Array;
+  appendStop?: Uint32Array;
   /** RunWriter's copy-out of sorted records within the arena (RunWriterOptions.gather), in WebAssembly */
   readonly gather: RecordGather;
   /** With routes only: the bucket of key[start, end), as makeRangeRouter (tests). */
@@ -181,7 +220,9 @@ function instantiate(
   const rtShard = take(Math.max(shards, 1) * 8);
   const rtEnt = take(Math.max(sorted.length, 1) * 12);
   const rtKeys = take(lowers.reduce((n, b) => n + b.length, 0) + 8);
-  const app = take(6 * 4);
+  const app = take(8 * 4);
+  const rowCap = JSONL_WASM.appendRows;
+  const rowsAt = take(rowCap * 7 * 4);
   const base = (at + 63) & ~63;
   const lineCopy = arenaBytes + PAD;
   const scratch = lineCopy + JSONL_WASM.lineCopyBytes + PAD;
@@ -325,6 +366,11 @@ function instantiate(
       return r;
     };
     m.appended = appended;
+    const lines = ex.mapAppendLines;
+    m.appendLines = (from, end, stop, line, pos, limit, room, overhead) =>
+      lines(from, end, stop, line, pos, limit, room, overhead, rowsAt, rowCap);
+    m.rows = new Uint32Array(memory.buffer, rowsAt, rowCap * 7);
+    m.appendStop = new Uint32Array(memory.buffer, app + 24, 2);
     m.route = (key: Uint8Array, start: number, end: number): number => {
       const n = end - start;
       if (n > maxCopy) throw new RangeError("route: key longer than the line copy region");

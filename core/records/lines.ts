@@ -185,9 +185,18 @@ export interface LineStage {
 }
 
 /**
+ * A consumer of many lines in one call (scanLinesStaged): takes complete lines of buf from `from` on, one after
+ * another, none that starts at or after `stop` and none whose '\n' is not before `end`, and returns where it
+ * stopped: the start of the first line it did not take (`from` when it took none). scanLinesStaged hands that line
+ * to onLine, then offers the rest again.
+ */
+export type TakeLines = (buf: Uint8Array, from: number, end: number, stop: number) => number;
+
+/**
  * scanLines that first copies the input into `stage` (one copy per piece) and hands out lines as ranges of
  * stage.buf: a consumer that keeps bytes in the same array moves them with copyWithin (no view per line). The
- * unfinished line at the end of a piece moves to the stage's start. Same contract as scanLines otherwise.
+ * unfinished line at the end of a piece moves to the stage's start. Same contract as scanLines otherwise; with
+ * `take`, runs of lines go to it first and onLine gets the ones it leaves.
  */
 export async function scanLinesStaged(
   pieces: AsyncIterable<Uint8Array>,
@@ -197,6 +206,7 @@ export async function scanLinesStaged(
   source: string,
   stage: LineStage,
   onLine: (buf: Uint8Array, start: number, end: number) => unknown,
+  take?: TakeLines,
 ): Promise<void> {
   const { buf, start: S, size } = stage;
   if (size <= maxLineBytes + (1 << 20))
@@ -214,6 +224,7 @@ export async function scanLinesStaged(
       const win = Buffer.from(buf.buffer, buf.byteOffset + S, len);
       let from = 0;
       for (;;) {
+        if (take !== undefined) from = take(buf, S + from, S + len, S + Math.min(len, stopAt - winAbs)) - S;
         const nl = win.indexOf(10, from);
         if (nl < 0) break;
         if (winAbs + from >= stopAt) return;

@@ -206,6 +206,16 @@ async function openTextChunk(
 }
 
 /**
+ * A consumer of runs of lines (forEachJsonlLine's `takeLines`): take() is TakeLines (core/records/lines.ts) whose
+ * first line is numbered `line` (as onLine's), and sets `taken` to the number of lines it took. Lines are what
+ * onLine would get: a '\r' before the '\n' is not part of the line.
+ */
+export interface LineTaker {
+  take(buf: Uint8Array, from: number, end: number, stop: number, line: number): number;
+  taken: number;
+}
+
+/**
  * The lines of a JSONL chunk for hot loops: `onLine(buf, start, end, line)` for every line the chunk owns, in order,
  * synchronously per piece (see scanLines). `buf[start, end)` is the line without '\n' and a trailing '\r', valid
  * only during the call; `line` is what SourceRecord.line would be. Blank lines are passed too (jsonlRecord skips
@@ -217,6 +227,8 @@ export async function forEachJsonlLine(
   opts: ReadOptions & {
     /** copy the input into this region first and hand out lines as its ranges (see scanLinesStaged) */
     stage?: (maxRecordBytes: number) => LineStage;
+    /** with `stage`: runs of lines go here first (see TakeLines); onLine gets the lines it leaves */
+    takeLines?: LineTaker;
   },
   onStart: (where: { source: string; chunkStart?: number }) => void,
   onLine: (buf: Uint8Array, start: number, end: number, line: number) => unknown,
@@ -235,7 +247,15 @@ export async function forEachJsonlLine(
   };
   if (opts.stage) {
     const stage = opts.stage(ctx.maxRecordBytes);
-    await scanLinesStaged(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, stage, each);
+    const t = opts.takeLines;
+    const take =
+      t &&
+      ((buf: Uint8Array, from: number, end: number, stop: number) => {
+        const at = t.take(buf, from, end, stop, line + 1);
+        line += t.taken;
+        return at;
+      });
+    await scanLinesStaged(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, stage, each, take);
   } else await scanLines(rest, offset, ctx.end, ctx.maxRecordBytes, ctx.source, each);
 }
 

@@ -101,7 +101,7 @@ function decodeEntry(b: Buffer, at: number): RunEntry {
 // Writing
 
 /** memory counted per buffered record besides its bytes: six u32 columns (+ growth slack) and the sort's scratch */
-const RECORD_OVERHEAD_BYTES = 48;
+export const RECORD_OVERHEAD_BYTES = 48;
 /** output pieces handed to the sink */
 const OUT_BYTES = 1 << 20;
 
@@ -282,6 +282,14 @@ export class RunWriter {
   }
 
   /**
+   * How much more may be accounted before a spill: records written in place whose lengths + RECORD_OVERHEAD_BYTES
+   * each add up to at most this go in with pushWrittenRows without one (the record past it: pushWritten, which spills).
+   */
+  get appendRoom(): number {
+    return Math.min(0x7fffffff, this.memoryBytes - this.memory);
+  }
+
+  /**
    * Accounts a record of `len` bytes already written in its encoded form at page 0's appendPos (within
    * appendLimit), key at [keyStart, keyStart + keyLen), with its sort prefix (as sort.ts keyPrefix): the same state
    * as addRanges() would leave.
@@ -294,6 +302,17 @@ export class RunWriter {
     this.rLo[i] = lo;
     this.rLc[i] = lc;
     this.account(b, len);
+  }
+
+  /**
+   * pushWritten for `k` records written back to back from appendPos, `rows` holding 7 values per record: bucket,
+   * length, key start, key length, sort prefix hi, lo, length class (core/records/jsonl-wasm.ts appendLines). Their
+   * lengths + RECORD_OVERHEAD_BYTES must fit in appendRoom (no spill in between).
+   */
+  pushWrittenRows(rows: Uint32Array, k: number): void {
+    for (let j = 0, o = 0; j < k; j++, o += 7) {
+      this.pushWritten(rows[o], rows[o + 1], rows[o + 2], rows[o + 3], rows[o + 4], rows[o + 5], rows[o + 6]);
+    }
   }
 
   get recordCount(): number {

@@ -13,16 +13,47 @@ async function* piecesOf(bytes: Uint8Array, cuts: number[]): AsyncIterable<Uint8
   if (o < bytes.length) yield bytes.subarray(o);
 }
 
-async function lines(staged: boolean, bytes: Uint8Array, cuts: number[], stopAt: number, maxLine: number) {
+async function lines(
+  staged: boolean,
+  bytes: Uint8Array,
+  cuts: number[],
+  stopAt: number,
+  maxLine: number,
+  /** staged: a TakeLines consumer that takes at most takes[call] lines per call (cycling) */
+  takes?: number[],
+) {
   const out: string[] = [];
   const onLine = (b: Uint8Array, s: number, e: number) => {
     out.push(Buffer.from(b.subarray(s, e)).toString("latin1"));
   };
+  let call = 0;
+  const take =
+    takes &&
+    ((b: Uint8Array, from: number, end: number, stop: number) => {
+      let max = takes[call++ % takes.length];
+      let i = from;
+      while (max-- > 0 && i < stop) {
+        const nl = b.indexOf(10, i);
+        if (nl < 0 || nl >= end) break;
+        out.push(Buffer.from(b.subarray(i, nl)).toString("latin1"));
+        i = nl + 1;
+      }
+      return i;
+    });
   if (staged) {
     // a stage barely larger than allowed: lines move to its start often
     const size = maxLine + (1 << 20) + 1;
     const buf = new Uint8Array(size + 100);
-    await scanLinesStaged(piecesOf(bytes, cuts), 1000, stopAt, maxLine, "s3://b/k", { buf, start: 50, size }, onLine);
+    await scanLinesStaged(
+      piecesOf(bytes, cuts),
+      1000,
+      stopAt,
+      maxLine,
+      "s3://b/k",
+      { buf, start: 50, size },
+      onLine,
+      take,
+    );
   } else await scanLines(piecesOf(bytes, cuts), 1000, stopAt, maxLine, "s3://b/k", onLine);
   return out;
 }
@@ -37,6 +68,24 @@ describe("scanLinesStaged = scanLines", () => {
         async (parts, cuts, stopAt) => {
           const bytes = Buffer.from(parts.join(""));
           expect(await lines(true, bytes, cuts, stopAt, 1 << 20)).toEqual(
+            await lines(false, bytes, cuts, stopAt, 1 << 20),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("with a consumer of runs of lines (take): the same lines in the same order (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom("a", "bc", "\n", "\r\n", "xyz\n", "\n\n", "é"), { maxLength: 60 }),
+        fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 20 }),
+        fc.integer({ min: 1000, max: 1200 }),
+        fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 5 }),
+        async (parts, cuts, stopAt, takes) => {
+          const bytes = Buffer.from(parts.join(""));
+          expect(await lines(true, bytes, cuts, stopAt, 1 << 20, takes)).toEqual(
             await lines(false, bytes, cuts, stopAt, 1 << 20),
           );
         },

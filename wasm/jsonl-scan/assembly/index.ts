@@ -799,6 +799,88 @@ export function mapAppend(start: i32, end: i32, line: i32, pos: i32, limit: i32)
   return b;
 }
 
+/** the first '\n' in [i, z), or z (reads up to 15 bytes past z, as special()) */
+@inline function newline(i: i32, z: i32): i32 {
+  const nl = i8x16.splat(10);
+  while (i < z) {
+    const m = i8x16.bitmask(i8x16.eq(v128.load(<usize>i), nl));
+    if (m != 0) {
+      const p = i + ctz(m);
+      return p < z ? p : z;
+    }
+    i += 16;
+  }
+  return z;
+}
+
+/**
+ * mapAppend() over the lines of [from, end) (relative to base) one after another, for as long as each is accepted:
+ * line `line` first, then line + 1, ...; a line is the bytes before a '\n' (and a '\r' before it). Appends each
+ * record at pos, pos + its length, ... within `limit`, and writes a row of 7 i32 per record at `out` (at most `cap`
+ * rows): bucket, then mapAppend's 6 results. Stops before a line that starts at or after `stop`, a line without its
+ * '\n' before `end`, a line that declines or does not fit, and a record whose length + `overhead` exceeds what is
+ * left of `room` (then that record's bytes may have been written at its position: nothing is accounted for them).
+ * Returns the rows written; app[6] = where it stopped (the start of the first line not taken, relative to base),
+ * app[7] = why: 0 rows full, 1 no complete line left, 2 stop reached, 3 the line declines, 4 no room.
+ */
+export function mapAppendLines(
+  from: i32,
+  end: i32,
+  stop: i32,
+  line: i32,
+  pos: i32,
+  limit: i32,
+  room: i32,
+  overhead: i32,
+  out: i32,
+  cap: i32,
+): i32 {
+  let i = from + base;
+  const z = end + base;
+  const st = stop + base;
+  let k = 0;
+  let why = 0;
+  while (true) {
+    if (k >= cap) break;
+    if (i >= st) {
+      why = 2;
+      break;
+    }
+    const nl = newline(i, z);
+    if (nl >= z) {
+      why = 1;
+      break;
+    }
+    const le = nl > i && u8at(nl - 1) == 13 ? nl - 1 : nl;
+    const b = mapAppend(i, le, line, pos, limit);
+    if (b < 0) {
+      why = b == -1 ? 3 : 4;
+      break;
+    }
+    const len = geti(app, 0);
+    if (len + overhead > room) {
+      why = 4;
+      break;
+    }
+    room -= len + overhead;
+    const r = out + k * 28;
+    seti(r, 0, b);
+    seti(r, 1, len);
+    seti(r, 2, geti(app, 1));
+    seti(r, 3, geti(app, 2));
+    seti(r, 4, geti(app, 3));
+    seti(r, 5, geti(app, 4));
+    seti(r, 6, geti(app, 5));
+    pos += len;
+    line++;
+    k++;
+    i = nl + 1;
+  }
+  seti(app, 6, i - base);
+  seti(app, 7, why);
+  return k;
+}
+
 /**
  * RunWriter's copy-out of sorted records (core/shuffle/run.ts): copies the records order[k], order[k + 1], ... (u32
  * record indexes at `order`; record i is the bytes [base + start[i], + len[i]), u32 columns at `starts` and `lens`)
