@@ -36,6 +36,8 @@ export interface BuildArgs {
   bucket: Bucket;
   /** run object keys in dataBucket (every chunk's run; order does not matter) */
   runKeys: string[];
+  /** the runs' sizes in runKeys' order (PlanBuild's runs.json): opened without a HEAD each */
+  runBytes?: number[];
   dataBucket: string;
   open?: OpenObject;
   openSink?: OpenSink;
@@ -131,8 +133,12 @@ export async function buildBucket(args: BuildArgs): Promise<BuildResult & { merg
   const req = plan.request;
   const fanIn = Math.max(2, args.fanIn ?? PIPELINE.mergeFanIn);
   const open = args.open ?? s3Opener(segmentWindowBytes(args.runKeys.length, fanIn));
+  const rb = args.runBytes;
+  const sizes = new Map<string, number>(
+    rb && rb.length === args.runKeys.length ? args.runKeys.map((k, i) => [k, rb[i]]) : [],
+  );
   const runs = await mapLimit([...args.runKeys].sort(), args.concurrency ?? 16, async (key) => {
-    const reader = await open(args.dataBucket, key);
+    const reader = await open(args.dataBucket, key, sizes.get(key));
     const { header, entry } = await readRunEntry(reader, bucket.index);
     if (header.bucketCount !== plan.buckets.length) {
       throw new CorruptionError(

@@ -376,6 +376,8 @@ export interface PartitionTotals {
   bytesIn: number;
   skippedExamples: string[];
   runKeys: string[];
+  /** each run's size, in runKeys' order, when every result has it */
+  runBytes?: number[];
 }
 
 /** Read every chunk's partition result (all must be there), in chunk order. */
@@ -396,6 +398,7 @@ export async function gatherPartitionResults(p: Pick<PlanPointer, "dataBucket" |
 
 export function sumPartition(results: PartitionResult[]): PartitionTotals {
   const t: PartitionTotals = { records: 0, skipped: 0, bytesIn: 0, skippedExamples: [], runKeys: [] };
+  const sizes: number[] = [];
   for (const r of results) {
     t.records += r.records;
     t.skipped += r.skipped;
@@ -403,7 +406,9 @@ export function sumPartition(results: PartitionResult[]): PartitionTotals {
     if (t.skippedExamples.length < 10)
       t.skippedExamples.push(...r.skippedExamples.slice(0, 10 - t.skippedExamples.length));
     t.runKeys.push(r.runKey);
+    if (typeof r.runBytes === "number") sizes.push(r.runBytes);
   }
+  if (sizes.length === t.runKeys.length) t.runBytes = sizes;
   return t;
 }
 
@@ -429,7 +434,7 @@ export async function planBuild(
       source: req.input,
     });
   }
-  await putJson(p.dataBucket, p.runsKey, { runKeys: t.runKeys });
+  await putJson(p.dataBucket, p.runsKey, { runKeys: t.runKeys, ...(t.runBytes ? { runBytes: t.runBytes } : {}) });
   await transitionVersion(table, p.dataset, p.version, "PARTITIONED", {
     counts: { records: t.records, skipped: t.skipped },
   });

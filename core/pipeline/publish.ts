@@ -59,18 +59,24 @@ export interface BuildTaskResult {
   reused: boolean;
 }
 
-const runsCache = new Map<string, Promise<string[]>>();
+/** PlanBuild's list of run objects (runs.json): keys, and their sizes when recorded */
+interface RunList {
+  runKeys: string[];
+  runBytes?: number[];
+}
 
-function loadRunKeys(dataBucket: string, runsKey: string): Promise<string[]> {
+const runsCache = new Map<string, Promise<RunList>>();
+
+function loadRunKeys(dataBucket: string, runsKey: string): Promise<RunList> {
   const id = `${dataBucket}/${runsKey}`;
   let p = runsCache.get(id);
   if (!p) {
-    p = getJsonOrUndefined<{ runKeys: string[] }>(dataBucket, runsKey).then((r) => {
+    p = getJsonOrUndefined<RunList>(dataBucket, runsKey).then((r) => {
       if (!r) {
         runsCache.delete(id);
         throw new ValidationError(`s3://${dataBucket}/${runsKey} is missing: PlanBuild did not finish`);
       }
-      return r.runKeys;
+      return r;
     });
     runsCache.set(id, p);
     if (runsCache.size > 16) runsCache.delete(runsCache.keys().next().value as string);
@@ -131,9 +137,9 @@ export async function buildTask(a: BuildTaskArgs): Promise<BuildTaskResult> {
       }
     }
   }
-  const runKeys = await loadRunKeys(a.dataBucket, a.runsKey);
+  const { runKeys, runBytes } = await loadRunKeys(a.dataBucket, a.runsKey);
   const r = await recordItemError(a.dataBucket, k.itemError(a.bucket.id), `bucket ${a.bucket.id}`, async () => {
-    const built = await buildBucket({ plan, bucket: a.bucket, runKeys, dataBucket: a.dataBucket });
+    const built = await buildBucket({ plan, bucket: a.bucket, runKeys, runBytes, dataBucket: a.dataBucket });
     // what landed is what the writer produced: a CorruptionError here fails the item (retries rebuild it)
     await mapLimit(built.files, VERIFY_CONCURRENCY, (f) => verifyBuiltFile(a.dataBucket, prefix, f));
     return { ...built, verified: verifiedRecord(built.files) };

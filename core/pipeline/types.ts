@@ -91,6 +91,8 @@ export interface PartitionResult {
   /** up to a few examples of skipped records: "s3://b/k line 12: ..." */
   skippedExamples: string[];
   bytesIn: number;
+  /** the run object's size (absent in results written before it was recorded): Build then needs no HEAD per run */
+  runBytes?: number;
 }
 
 /** What Build returns per bucket. */

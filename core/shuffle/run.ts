@@ -837,12 +837,22 @@ async function* checkedSegment<B>(
   if (entry.length === 0) return;
   if (entry.length < 4)
     throw new CorruptionError(`${reader.url}: segment shorter than its checksum`, { file: reader.url });
-  const dataEnd = entry.offset + entry.length - 4;
+  const end = entry.offset + entry.length;
+  const dataEnd = end - 4;
   let crc = 0;
+  // the checksum is streamed with the records (no GET of its own): the bytes past dataEnd are kept aside
+  const tail = Buffer.alloc(4);
+  let tailLen = 0;
   async function* pieces(): AsyncIterable<Uint8Array> {
-    for await (const p of reader.stream(entry.offset, dataEnd)) {
-      crc = crc32c(p, crc);
-      yield p;
+    let at = entry.offset;
+    for await (const p of reader.stream(entry.offset, end)) {
+      const data = Math.max(0, Math.min(p.length, dataEnd - at));
+      for (let j = data; j < p.length && tailLen < 4; j++) tail[tailLen++] = p[j];
+      at += p.length;
+      if (data === 0) continue;
+      const d = data === p.length ? p : p.subarray(0, data);
+      crc = crc32c(d, crc);
+      yield d;
     }
   }
   let n = 0;
@@ -850,8 +860,7 @@ async function* checkedSegment<B>(
     n += count(batch);
     yield batch;
   }
-  const tail = Buffer.from(await reader.read(dataEnd, dataEnd + 4));
-  if (tail.length !== 4 || tail.readUInt32LE(0) !== crc >>> 0) {
+  if (tailLen !== 4 || tail.readUInt32LE(0) !== crc >>> 0) {
     throw new CorruptionError(`${reader.url}: segment at ${entry.offset} checksum mismatch`, {
       file: reader.url,
       offset: entry.offset,

@@ -7,6 +7,8 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDataset } from "../../core/control/datasets.js";
 import { getVersion } from "../../core/control/versions.js";
+import { getJsonOrUndefined, headObject } from "../../core/manifest/s3.js";
+import { stagingKeys } from "../../core/pipeline/plan.js";
 import { shardOf } from "../../core/shuffle/shard.js";
 import {
   type DeployedPipeline,
@@ -90,6 +92,14 @@ describe("bulk load end to end (local stack, synthesized state machine)", () => 
     expect(v?.counts?.entries).toBe(3000);
     const ds = await getDataset(controlTable, "users");
     expect(ds?.activeVersion).toBe("v1");
+    // PlanBuild recorded every run's size, so Build opened them without a HEAD each
+    const runs = await getJsonOrUndefined<{ runKeys: string[]; runBytes?: number[] }>(
+      dataBucket,
+      stagingKeys("users", "v1").runs,
+    );
+    expect(runs?.runKeys.length).toBeGreaterThan(0);
+    for (const [i, key] of (runs?.runKeys ?? []).entries())
+      expect(runs?.runBytes?.[i], key).toBe((await headObject(dataBucket, key))?.size);
   }, 180_000);
 
   it("CSV (gzip) with --value-raw → raw values", async () => {

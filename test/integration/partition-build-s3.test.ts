@@ -60,8 +60,28 @@ async function runPipeline(req: LoadRequest, prefix: string, chunkBytes: number,
   const parts: PartitionResult[] = [];
   for (const chunk of chunks) parts.push(await partitionChunk({ plan, chunk, dataBucket: bucket }));
   const builds: BuildResult[] = [];
-  for (const b of buckets)
-    builds.push(await buildBucket({ plan, bucket: b, runKeys: parts.map((p) => p.runKey), dataBucket: bucket }));
+  // the S3 reads Build makes: with the runs' sizes known no HEAD, and each segment's checksum comes with its records
+  const reads: Record<string, number> = {};
+  const count = "count-build-reads";
+  s3().middlewareStack.add(
+    (next, ctx) => (args) => {
+      reads[ctx.commandName as string] = (reads[ctx.commandName as string] ?? 0) + 1;
+      return next(args);
+    },
+    { step: "initialize", name: count },
+  );
+  try {
+    for (const b of buckets) {
+      const runKeys = parts.map((p) => p.runKey);
+      const runBytes = parts.map((p) => p.runBytes as number);
+      builds.push(await buildBucket({ plan, bucket: b, runKeys, runBytes, dataBucket: bucket }));
+    }
+  } finally {
+    s3().middlewareStack.remove(count);
+  }
+  expect(reads.HeadObjectCommand ?? 0).toBe(0);
+  // per bucket and run: the header and index entry, then its segment (one window here, checksum included)
+  expect(reads.GetObjectCommand).toBeLessThanOrEqual(buckets.length * parts.length * 2);
   const kv = new Map<string, string>();
   const keysInOrder: string[][] = [];
   for (const r of builds) {

@@ -248,6 +248,33 @@ describe("run objects", () => {
     await expect(readRunIndex(memoryObject(bad))).rejects.toThrow(/not a ferry run object/);
   });
 
+  it("the checksum streams with the segment: any piece size reads it, a flip in any checksum byte is caught", async () => {
+    const store = new Map<string, Uint8Array>();
+    const w = new RunWriter({ bucketCount: 2, meta: { chunkId: "c0", chunkIndex: 0, source: "s", unit: "line" } });
+    for (let i = 0; i < 40; i++) w.add(i % 2, enc.encode(`key${i}`), enc.encode(`value${i}`), i + 1);
+    const { entries } = await w.finish(await memorySinks(store)("d", "r"));
+    const bytes = store.get("d/r") as Uint8Array;
+    const expectKeys = [0, 1].map((b) =>
+      [...Array(40).keys()]
+        .filter((i) => i % 2 === b)
+        .map((i) => `key${i}`)
+        .sort(),
+    );
+    for (const piece of [1, 2, 3, 4, 5, 7, 13, 64 * 1024]) {
+      for (const e of entries) {
+        const got = await collect(readSegment(memoryObject(bytes, "<m>", piece), e, 0));
+        expect(got.map((r) => dec.decode(r.key)).sort()).toEqual(expectKeys[entries.indexOf(e)]);
+        for (let j = 1; j <= 4; j++) {
+          const bad = Uint8Array.from(bytes);
+          bad[e.offset + e.length - j] ^= 0x10;
+          await expect(collect(readSegment(memoryObject(bad, "<m>", piece), e, 0))).rejects.toThrow(
+            /checksum mismatch/,
+          );
+        }
+      }
+    }
+  });
+
   it("checksums are CRC-32C (format FERRYRN2); a run of the format before (FERRYRN1, zlib CRC-32) is rejected", async () => {
     const store = new Map<string, Uint8Array>();
     const w = new RunWriter({ bucketCount: 2, meta: { chunkId: "c0", chunkIndex: 0, source: "s", unit: "line" } });
