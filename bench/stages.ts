@@ -11,6 +11,9 @@
  *                 wrapped by checksummedSink: + xxh3x2 of every byte), s3RangeReader download in 8 MiB windows,
  *                 Build's verification read (checksumObject: streamed GET + xxh3x2) and the older one (hashObject:
  *                 streamed GET + sha256, still used for build results without xxh3x2), interleaved
+ *   scaled        the large-input path scaled down (docs/pipeline.md, the 50 TB model): the chunk partitioned with a
+ *                 memory budget of 1/27 of it (~27 spilled sub-runs merged at the end) against no spill, and the
+ *                 bucket built at fan-in 2 (two extra merge rounds through local disk) against one merge
  *
  * CPU is process.cpuUsage() (every thread). Each stage runs `--rounds N` times (default 3); the median is reported,
  * with ns per record or per byte and the ratio to the JSON.parse baseline measured in the same run.
@@ -34,6 +37,8 @@ const cpu = () => {
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+/** sub-runs per chunk in the scaled stage: a 6.7 GiB chunk over a 256 MiB budget (the 50 TB model) */
+const SCALED_SPILLS = 27;
 
 async function measure(rounds: number, fn: () => Promise<unknown> | unknown): Promise<number> {
   const xs: number[] = [];
@@ -187,6 +192,62 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
   });
   log(`build: parse ${round(parse)}, parse+merge ${round(merge)}, buildBucket ${round(build)} CPU-s`);
 
+  // the large-input path, scaled down: past ~16 GiB of input every chunk spills and every Build merges in rounds
+  // (docs/pipeline.md, the 50 TB model: ~27 sub-runs per chunk, two extra merge rounds per bucket). Same chunk with a
+  // budget of 1/27 of it, and the same bucket's 8 runs at fan-in 2 (8 → 4 → 2: two rounds through local disk, then
+  // the final merge), interleaved with the in-memory runs above.
+  const spillBudget = Math.ceil(buf.length / SCALED_SPILLS);
+  let spills = 0;
+  let mergeRounds = 0;
+  const spilled: number[] = [];
+  const unspilled: number[] = [];
+  const rounded: number[] = [];
+  const single: number[] = [];
+  const buildWith = (fanIn?: number) => async () => {
+    const r = await buildBucket({
+      plan: plan1,
+      bucket: buckets[0],
+      runKeys,
+      dataBucket: "b",
+      open,
+      openSink: nullSink,
+      fanIn,
+    });
+    if (fanIn) mergeRounds = r.mergeRounds;
+  };
+  for (let i = 0; i < rounds; i++) {
+    unspilled.push(await measure(1, partitionOnce(true)));
+    spilled.push(
+      await measure(1, async () => {
+        const r = await partitionChunk({
+          plan: { request, dataBucket: "b", createdAt: "", chunks: 1, buckets, inputBytes: buf.length },
+          chunk: { id: "c0000000", bucket: "b", key: "in", size: buf.length, index: 0 },
+          dataBucket: "b",
+          open: memoryStore(objects, 1 << 20),
+          openSink: nullSink,
+          memoryBytes: spillBudget,
+        });
+        spills = r.spills;
+      }),
+    );
+    single.push(await measure(1, buildWith()));
+    rounded.push(await measure(1, buildWith(2)));
+  }
+  const scaled = {
+    partitionSpills: spills,
+    partitionSpilledCpuSec: round(median(spilled)),
+    partitionUnspilledCpuSec: round(median(unspilled)),
+    partitionRatio: round(median(spilled) / median(unspilled), 2),
+    buildMergeRounds: mergeRounds,
+    buildRoundsCpuSec: round(median(rounded)),
+    buildOneMergeCpuSec: round(median(single)),
+    buildRatio: round(median(rounded) / median(single), 2),
+  };
+  log(
+    `scaled: partition with ${spills} spills ${scaled.partitionSpilledCpuSec} vs ${scaled.partitionUnspilledCpuSec} CPU-s,` +
+      ` build with ${mergeRounds} merge rounds ${scaled.buildRoundsCpuSec} vs ${scaled.buildOneMergeCpuSec} CPU-s`,
+  );
+
   const perRecordNs = (s: number) => Math.round((s * 1e9) / records);
   const out: Record<string, unknown> = {
     bench: "stages",
@@ -212,6 +273,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       sstMbPerCpuSec: round(sstBytes / 1e6 / build, 1),
       ratioToParse: round(baseline / build, 2),
     },
+    scaled,
   };
 
   if (!args.includes("--no-s3")) {
