@@ -18,6 +18,7 @@ import { type ChecksummedSink, checksummedSink, s3MultipartSink } from "../aws/s
 import type { OpenSink } from "../shuffle/io.js";
 import { type MergedBatch, mergeSegmentColumns } from "../shuffle/merge.js";
 import {
+  copyRange,
   parseSegmentColumns,
   type RunMeta,
   type RunRecord,
@@ -364,17 +365,14 @@ async function writeTmpRun(path: string, merged: AsyncIterable<MergedBatch>): Pr
         const i = out.idx[x];
         const ks = b.keyStart[i];
         const kl = b.keyEnd[i] - ks;
-        const vs = b.valStart[i];
-        const vl = b.valEnd[i] - vs;
-        const need = varintLength(kl) + kl + varintLength(vl) + vl + varintLength(b.line[i]) + varintLength(b.run[i]);
+        const ve = b.valEnd[i];
+        const need = varintLength(kl) + (ve - ks) + varintLength(b.line[i]) + varintLength(b.run[i]);
         if (need > buf.length - o) flush();
         if (need > buf.length) buf = Buffer.allocUnsafe(need);
+        // key length, then key, value length and value in one copy (as parsed: the value-length varint sits between
+        // key and value), then line and run
         o = writeVarint(buf, o, kl);
-        buf.set(b.buf.subarray(ks, ks + kl), o);
-        o += kl;
-        o = writeVarint(buf, o, vl);
-        buf.set(b.buf.subarray(vs, vs + vl), o);
-        o += vl;
+        o = copyRange(b.buf, ks, ve, buf, o);
         o = writeVarint(buf, o, b.line[i]);
         o = writeVarint(buf, o, b.run[i]);
       }

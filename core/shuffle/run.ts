@@ -562,12 +562,15 @@ export class RunWriter {
             for (let x = 0; x < m.n; x++) {
               const bt = m.batch[x];
               const i = m.idx[x];
-              const ks = bt.keyStart[i];
-              // records are written with minimal varints (writeVarint; the WebAssembly append is held to the same
-              // bytes): the record starts its key-length varint before the key and ends after its line varint
-              await out.put(
-                bt.buf.subarray(ks - varintLength(bt.keyEnd[i] - ks), bt.valEnd[i] + varintLength(bt.line[i])),
-              );
+              // the record as spilled: key length, then the bytes from the key to the value's end as they are (the
+              // value-length varint between them), then the line, each varint written again in its minimal form
+              // (writeVarint's; the WebAssembly append is held to the same bytes) — no view and no await per record
+              if (!out.putRecord(bt.buf, bt.keyStart[i], bt.keyEnd[i], bt.valEnd[i], bt.line[i])) {
+                const ks = bt.keyStart[i];
+                await out.put(
+                  bt.buf.subarray(ks - varintLength(bt.keyEnd[i] - ks), bt.valEnd[i] + varintLength(bt.line[i])),
+                );
+              }
             }
           }
           await out.endSegment();
@@ -583,7 +586,7 @@ export class RunWriter {
 }
 
 /** Copies src[s, e) to dst at o (a loop for short ranges: cheaper than a native call), returns o + e - s. */
-function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: number): number {
+export function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: number): number {
   if (e - s > 48) {
     dst.set(src.subarray(s, e), o);
     return o + e - s;
@@ -636,6 +639,18 @@ class SegmentOut {
     }
     this.buf.set(bytes, this.o);
     this.o += bytes.length;
+  }
+
+  /**
+   * A record inside a segment from its parsed columns (key src[ks, ke), value ending at ve, line) when it fits the
+   * staging area now: synchronous, no view; false when it does not (then put() its bytes).
+   */
+  putRecord(src: Uint8Array, ks: number, ke: number, ve: number, line: number): boolean {
+    const kl = ke - ks;
+    if (varintLength(kl) + (ve - ks) + varintLength(line) > OUT_BYTES - this.o) return false;
+    const b = this.buf;
+    this.o = writeVarint(b, copyRange(src, ks, ve, b, writeVarint(b, this.o, kl)), line);
+    return true;
   }
 
   /** bytes outside segments */
