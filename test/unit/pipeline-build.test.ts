@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Xxh3x2 } from "../../core/aws/s3.js";
 import { CorruptionError, InputError } from "../../core/errors.js";
-import { buildBucket, compareRecords, sameKey } from "../../core/pipeline/build.js";
+import { buildBucket, compareRecords, mergeRoundGroups, sameKey } from "../../core/pipeline/build.js";
 import type { Bucket, LoadRequest, Plan } from "../../core/pipeline/types.js";
 import { memoryObject } from "../../core/records/index.js";
 import { compareRunRecords, memorySinks, RunWriter, shardOf } from "../../core/shuffle/index.js";
@@ -180,5 +180,61 @@ describe("compareRecords", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("mergeRoundGroups (Build's extra merge rounds)", () => {
+  /** the rounds a build makes: sizes of the sources left after each, and the bytes each round writes */
+  function simulate(bytes: number[], fanIn: number) {
+    let cur = bytes.slice();
+    const written: number[] = [];
+    for (;;) {
+      const groups = mergeRoundGroups(cur, fanIn);
+      if (groups.length === 0) break;
+      const all = groups.flat();
+      expect(new Set(all).size).toBe(all.length);
+      for (const g of groups) {
+        expect(g.length).toBeGreaterThanOrEqual(2);
+        expect(g.length).toBeLessThanOrEqual(fanIn);
+        for (const i of g) expect(i >= 0 && i < cur.length).toBe(true);
+      }
+      // the smallest go first
+      const inRound = new Set(all);
+      const rest = cur.filter((_, i) => !inRound.has(i));
+      if (rest.length > 0) expect(Math.max(...all.map((i) => cur[i]))).toBeLessThanOrEqual(Math.min(...rest));
+      written.push(all.reduce((s, i) => s + cur[i], 0));
+      cur = [...rest, ...groups.map((g) => g.reduce((s, i) => s + cur[i], 0))];
+      expect(written.length).toBeLessThan(64);
+    }
+    return { left: cur, written };
+  }
+
+  it("reaches the fan-in in ceil(log_fanIn n) - 1 rounds, merging the smallest sources, bytes conserved (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 1000 }), { maxLength: 3000 }),
+        fc.integer({ min: 2, max: 70 }),
+        (bytes, fanIn) => {
+          const { left, written } = simulate(bytes, fanIn);
+          expect(left.length).toBeLessThanOrEqual(fanIn);
+          expect(left.reduce((s, b) => s + b, 0)).toBe(bytes.reduce((s, b) => s + b, 0));
+          let rounds = 0;
+          for (let c = fanIn; c < bytes.length; c *= fanIn) rounds++;
+          expect(written.length).toBe(rounds);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("6,900 equal runs at fan-in 64 (the 50 TB plan) go through local disk 1.41 times, not twice; powers merge all", () => {
+    const runs = Array.from({ length: 6900 }, () => 1);
+    const { written } = simulate(runs, 64);
+    expect(written).toEqual([2849, 6900]);
+    const eight = Array.from({ length: 8 }, () => 1);
+    expect(simulate(eight, 2).written).toEqual([8, 8]);
+    // 4 merged into 1 leave 5 for the final merge
+    expect(simulate(eight, 5).written).toEqual([4]);
+    expect(mergeRoundGroups([5, 1, 1, 1], 3)).toEqual([[1, 2]]);
   });
 });
