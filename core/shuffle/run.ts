@@ -435,10 +435,30 @@ export class RunWriter {
         off += o;
         o = 0;
       };
+      // every record in page 0 and room for the order, start and length tables between the records and the
+      // staging area (the budget counts RECORD_OVERHEAD_BYTES a record on top of its bytes): the supplier's gatherer
+      // copies them out, as writeAll does
+      const n = this.n;
+      const gather = pages.length === 1 ? this.opts.gather?.() : undefined;
+      const tab = (this.pos + 3) & ~3;
+      const gathered = gather !== undefined && tab + 12 * n <= stage;
+
+      if (gathered) {
+        const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
+        cols.set(order.subarray(0, n));
+        cols.set(rStart.subarray(0, n), n);
+        cols.set(rLen.subarray(0, n), 2 * n);
+      }
       for (let b = 0; b < this.opts.bucketCount; b++) {
         if (starts[b + 1] === starts[b]) continue;
         const segStart = off + o;
-        for (let k = starts[b]; k < starts[b + 1]; k++) {
+        const end = starts[b + 1];
+        for (let k = starts[b]; k < end; k++) {
+          if (gathered) {
+            k = gather.copy(tab, tab + 4 * n, tab + 8 * n, k, end, stage + o, OUT_BYTES - o);
+            o += gather.bytes;
+            if (k === end) break;
+          }
           const i = order[k];
           const page = pages[rPage[i]];
           const s = rStart[i];

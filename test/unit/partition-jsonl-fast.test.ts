@@ -196,6 +196,23 @@ describe("partition: JSONL fast path = JSON.parse path", () => {
     });
   }
 
+  it("spills larger than the 1 MiB staging area (the gatherer stops for room): same runs every way", async () => {
+    const lines = Array.from(
+      { length: 80000 },
+      (_, i) => `{"id":"k${((i * 7919) % 30011).toString(36)}","n":${i},"s":"${"abcdefgh".repeat(1 + (i % 9))}"}`,
+    );
+    const [wasm, fast, slow] = await runBoth(`${lines.join("\n")}\n`, request({}), 8 << 20, 65536, false, {
+      memoryBytes: 3 * 1024 * 1024,
+    });
+    const r = slow[0] as { spills: number; records: number };
+    expect(r.records).toBe(80000);
+    // each spill holds more than 1 MiB of records
+    expect(r.spills).toBeGreaterThanOrEqual(2);
+    expect(r.spills).toBeLessThan((80000 * 50) / (1 << 20));
+    expect(wasm).toEqual(slow);
+    expect(fast).toEqual(slow);
+  });
+
   it("gzip input and a line longer than a piece", async () => {
     const text = [`{"id":"a","big":"${"x".repeat(5000)}"}`, '{"id":"b","n":1}', "bad", '{"id":"c","n":1.0}'].join("\n");
     const [wasm, fast, slow] = await runBoth(text, request({}), 1 << 20, 64, true);
