@@ -106,17 +106,20 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     upperKey: "",
   }));
   const objects = new Map([["b/in", buf as Uint8Array]]);
-  const partitionOnce = (wasm: boolean) => async () => {
+  let spills = 0;
+  const partitionOnce = (wasm: boolean, memoryBytes?: number) => async () => {
     const before = process.env.FERRY_JSONL_WASM;
     process.env.FERRY_JSONL_WASM = wasm ? "1" : "0";
     try {
-      await partitionChunk({
+      const r = await partitionChunk({
         plan: { request, dataBucket: "b", createdAt: "", chunks: 1, buckets, inputBytes: buf.length },
         chunk: { id: "c0000000", bucket: "b", key: "in", size: buf.length, index: 0 },
         dataBucket: "b",
         open: memoryStore(objects, 1 << 20),
         openSink: nullSink,
+        memoryBytes,
       });
+      spills = r.spills;
     } finally {
       if (before === undefined) delete process.env.FERRY_JSONL_WASM;
       else process.env.FERRY_JSONL_WASM = before;
@@ -179,30 +182,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
     for await (const _ of mergeSegmentColumns(await segments()));
   });
   let sstBytes = 0;
-  const build = await measure(rounds, async () => {
-    const r = await buildBucket({
-      plan: plan1,
-      bucket: buckets[0],
-      runKeys,
-      dataBucket: "b",
-      open,
-      openSink: nullSink,
-    });
-    sstBytes = r.files.reduce((s, f) => s + f.bytes, 0);
-  });
-  log(`build: parse ${round(parse)}, parse+merge ${round(merge)}, buildBucket ${round(build)} CPU-s`);
-
-  // the large-input path, scaled down: past ~16 GiB of input every chunk spills and every Build merges in rounds
-  // (docs/pipeline.md, the 50 TB model: ~27 sub-runs per chunk, two extra merge rounds per bucket). Same chunk with a
-  // budget of 1/27 of it, and the same bucket's 8 runs at fan-in 2 (8 → 4 → 2: two rounds through local disk, then
-  // the final merge), interleaved with the in-memory runs above.
-  const spillBudget = Math.ceil(buf.length / SCALED_SPILLS);
-  let spills = 0;
   let mergeRounds = 0;
-  const spilled: number[] = [];
-  const unspilled: number[] = [];
-  const rounded: number[] = [];
-  const single: number[] = [];
   const buildWith = (fanIn?: number) => async () => {
     const r = await buildBucket({
       plan: plan1,
@@ -213,23 +193,25 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       openSink: nullSink,
       fanIn,
     });
-    if (fanIn) mergeRounds = r.mergeRounds;
+    sstBytes = r.files.reduce((s, f) => s + f.bytes, 0);
+    mergeRounds = r.mergeRounds;
   };
+  const build = await measure(rounds, buildWith());
+  log(`build: parse ${round(parse)}, parse+merge ${round(merge)}, buildBucket ${round(build)} CPU-s`);
+
+  // the large-input path, scaled down: past ~16 GiB of input every chunk spills and every Build merges in rounds
+  // (docs/pipeline.md, the 50 TB model: a 6.7 GiB chunk over a 256 MiB budget, two extra merge rounds per bucket).
+  // Same chunk with a budget of 1/27 of it, and the same bucket's 8 runs at fan-in 2 (8 → 4 → 2: two rounds through
+  // local disk, then the final merge), interleaved with the in-memory runs. The last call of each sets spills and
+  // mergeRounds.
+  const spillBudget = Math.ceil(buf.length / SCALED_SPILLS);
+  const spilled: number[] = [];
+  const unspilled: number[] = [];
+  const rounded: number[] = [];
+  const single: number[] = [];
   for (let i = 0; i < rounds; i++) {
     unspilled.push(await measure(1, partitionOnce(true)));
-    spilled.push(
-      await measure(1, async () => {
-        const r = await partitionChunk({
-          plan: { request, dataBucket: "b", createdAt: "", chunks: 1, buckets, inputBytes: buf.length },
-          chunk: { id: "c0000000", bucket: "b", key: "in", size: buf.length, index: 0 },
-          dataBucket: "b",
-          open: memoryStore(objects, 1 << 20),
-          openSink: nullSink,
-          memoryBytes: spillBudget,
-        });
-        spills = r.spills;
-      }),
-    );
+    spilled.push(await measure(1, partitionOnce(true, spillBudget)));
     single.push(await measure(1, buildWith()));
     rounded.push(await measure(1, buildWith(2)));
   }
