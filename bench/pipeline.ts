@@ -19,7 +19,8 @@
  * Options: --mb N (default 1024), --shards N (default 8), --keep (leave the generated file), --profile DIR (the two
  * child tasks write V8 CPU profiles there: `node --cpu-prof`), --map-concurrency N (cap on Map items running at once
  * in this process; default LOCAL_SFN.maxMapConcurrency: in Lambda every item has its own process), --json (no-op:
- * the last line is always the JSON object).
+ * the last line is always the JSON object), --scaled (every task on the large-input path: spills and merge rounds, as at
+ * 50 TB; see applyScaled).
  */
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -101,6 +102,7 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
   const kind = arg(args, "task") as "partition" | "build";
   const dataBucket = arg(args, "bucket") as string;
   const planKey = arg(args, "plan") as string;
+  await applyScaled(args);
   // modules are loaded before the clock starts, as in Lambda (a container's init phase loads them once)
   const { loadPlan, stagingKeys } = await import("../core/pipeline/plan.js");
   const { getJson, getJsonl } = await import("../core/manifest/s3.js");
@@ -147,6 +149,21 @@ async function runTask(args: string[]): Promise<Record<string, unknown>> {
   };
 }
 
+/**
+ * --scaled: every task takes the large-input path, as at 50 TB (docs/pipeline.md, the scale model) — a Partition
+ * memory budget of 1/27 of a chunk (a 6.7 GiB chunk over 256 MiB: ~36 spills) and a merge fan-in of 2 (8 runs merge
+ * in two rounds through local disk). Set on the PIPELINE limits of this process (the handlers read them per call) and
+ * of the child tasks; bench only.
+ */
+async function applyScaled(args: string[]): Promise<boolean> {
+  if (!args.includes("--scaled")) return false;
+  const { PIPELINE } = await import("../core/limits.js");
+  const limits = PIPELINE as unknown as Record<string, number>;
+  limits.partitionMemoryBytes = Math.ceil(PIPELINE.chunkBytes / 27);
+  limits.mergeFanIn = 2;
+  return true;
+}
+
 function childTask(
   kind: string,
   bucket: string,
@@ -154,6 +171,7 @@ function childTask(
   env: Record<string, string>,
   nodeArgs: string[] = [],
 ): Promise<Record<string, unknown>> {
+  const scaled = process.argv.includes("--scaled") ? ["--scaled"] : [];
   return new Promise((resolve, reject) => {
     const p = spawn(
       process.execPath,
@@ -169,6 +187,7 @@ function childTask(
         bucket,
         "--plan",
         plan,
+        ...scaled,
       ],
       {
         cwd: root,
@@ -197,6 +216,7 @@ interface PhaseCost {
 
 export async function run(args: string[]): Promise<Record<string, unknown>> {
   if (arg(args, "task")) return runTask(args);
+  const scaled = await applyScaled(args);
   const mb = Number(arg(args, "mb", "1024"));
   const shards = Number(arg(args, "shards", "8"));
   const profileDir = arg(args, "profile");
@@ -337,6 +357,7 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
       sstMb: round((v?.bytes ?? 0) / 1e6),
       shards,
       mapConcurrency: mapConcurrency ? Number(mapConcurrency) : "default",
+      scaled,
       seconds: round(seconds),
       mbPerSec: round(inputMb / seconds),
       mbPerSecPerCore: round(inputMb / ferryCpuSec),
