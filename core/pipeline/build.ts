@@ -77,7 +77,7 @@ interface MergeSource {
  * Which sources one extra merge round merges (groups of source indexes, each 2..fanIn), given the sources' sizes:
  * only as many as leave a count the remaining rounds can reach at full fan-in (at most fanIn^(rounds left − 1)),
  * the smallest first. Merging every source each round writes the whole bucket to local disk every round; this
- * writes what it must: 6,900 runs at fan-in 64 (the 50 TB plan) go through disk 1.42 times instead of twice, and a
+ * writes what it must: 6,900 runs at fan-in 64 (the 50 TB plan) go through disk 1.41 times instead of twice, and a
  * count that is a power of the fan-in still merges everything each round. The round count is the same,
  * ceil(log_fanIn(n)) − 1. Ties in size go to the lower index (deterministic).
  */

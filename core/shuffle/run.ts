@@ -442,7 +442,6 @@ export class RunWriter {
       const gather = pages.length === 1 ? this.opts.gather?.() : undefined;
       const tab = (this.pos + 3) & ~3;
       const gathered = gather !== undefined && tab + 12 * n <= stage;
-
       if (gathered) {
         const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
         cols.set(order.subarray(0, n));
