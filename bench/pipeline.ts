@@ -170,8 +170,8 @@ function childTask(
   plan: string,
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  taskArgs: string[] = [],
 ): Promise<Record<string, unknown>> {
-  const scaled = process.argv.includes("--scaled") ? ["--scaled"] : [];
   return new Promise((resolve, reject) => {
     const p = spawn(
       process.execPath,
@@ -187,7 +187,7 @@ function childTask(
         bucket,
         "--plan",
         plan,
-        ...scaled,
+        ...taskArgs,
       ],
       {
         cwd: root,
@@ -335,8 +335,9 @@ export async function run(args: string[]): Promise<Record<string, unknown>> {
 
     const planKey = `staging/bench/${version}/plan.json`;
     const prof = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDir)}`] : [];
-    const partition = await childTask("partition", dataBucket, planKey, stack.env, prof);
-    const build = await childTask("build", dataBucket, planKey, stack.env, prof);
+    const taskArgs = scaled ? ["--scaled"] : [];
+    const partition = await childTask("partition", dataBucket, planKey, stack.env, prof, taskArgs);
+    const build = await childTask("build", dataBucket, planKey, stack.env, prof, taskArgs);
 
     if (!args.includes("--keep")) rmSync(file, { force: true });
     const round = (x: number) => Math.round(x * 100) / 100;

@@ -12,7 +12,7 @@
  *                 Build's verification read (checksumObject: streamed GET + xxh3x2) and the older one (hashObject:
  *                 streamed GET + sha256, still used for build results without xxh3x2), interleaved
  *   scaled        the large-input path scaled down (docs/pipeline.md, the 50 TB model): the chunk partitioned with a
- *                 memory budget of 1/27 of it (~27 spilled sub-runs merged at the end) against no spill, and the
+ *                 memory budget of 1/27 of it (36 spilled sub-runs merged at the end) against no spill, and the
  *                 bucket built at fan-in 2 (two extra merge rounds through local disk) against one merge
  *
  * CPU is process.cpuUsage() (every thread). Each stage runs `--rounds N` times (default 3); the median is reported,
@@ -37,7 +37,7 @@ const cpu = () => {
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-/** sub-runs per chunk in the scaled stage: a 6.7 GiB chunk over a 256 MiB budget (the 50 TB model) */
+/** the scaled stage's budget is the chunk over this: a 6.7 GiB chunk over a 256 MiB budget (the 50 TB model) */
 const SCALED_SPILLS = 27;
 
 async function measure(rounds: number, fn: () => Promise<unknown> | unknown): Promise<number> {

@@ -18,14 +18,15 @@ import { type ChecksummedSink, checksummedSink, s3MultipartSink } from "../aws/s
 import type { OpenSink } from "../shuffle/io.js";
 import { type MergedBatch, mergeSegmentColumns } from "../shuffle/merge.js";
 import {
-  copyRange,
   parseSegmentColumns,
   type RunMeta,
   type RunRecord,
   readRunEntry,
   readRunMeta,
   readSegmentColumns,
+  recordBytesFrom,
   type SegmentBatch,
+  writeRecordFrom,
 } from "../shuffle/run.js";
 import { murmur3_32Range } from "../shuffle/shard.js";
 import { varintLength, writeVarint } from "../shuffle/varint.js";
@@ -406,17 +407,14 @@ async function writeTmpRun(path: string, merged: AsyncIterable<MergedBatch>): Pr
         const b = out.batch[x];
         const i = out.idx[x];
         const ks = b.keyStart[i];
-        const kl = b.keyEnd[i] - ks;
+        const ke = b.keyEnd[i];
         const ve = b.valEnd[i];
-        const need = varintLength(kl) + (ve - ks) + varintLength(b.line[i]) + varintLength(b.run[i]);
+        const line = b.line[i];
+        const need = recordBytesFrom(ks, ke, ve, line) + varintLength(b.run[i]);
         if (need > buf.length - o) flush();
         if (need > buf.length) buf = Buffer.allocUnsafe(need);
-        // key length, then key, value length and value in one copy (as parsed: the value-length varint sits between
-        // key and value), then line and run
-        o = writeVarint(buf, o, kl);
-        o = copyRange(b.buf, ks, ve, buf, o);
-        o = writeVarint(buf, o, b.line[i]);
-        o = writeVarint(buf, o, b.run[i]);
+        // the record as in a run segment, then its run
+        o = writeVarint(buf, writeRecordFrom(b.buf, ks, ke, ve, line, buf, o), b.run[i]);
       }
     flush();
   } finally {

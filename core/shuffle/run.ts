@@ -416,6 +416,23 @@ export class RunWriter {
     return { order, starts };
   }
 
+  /**
+   * The supplier's gatherer (WebAssembly) when every record is in page 0 and the order, start and length tables fit
+   * in the arena at [tab, limit): the tables are written there and gather.copy(tab, tab + 4n, tab + 8n, …) copies
+   * records out in order. Undefined: copy them one by one.
+   */
+  private gatherer(order: Uint32Array, tab: number, limit: number): RecordGather | undefined {
+    const n = this.n;
+    const gather = this.pages.length === 1 ? this.opts.gather?.() : undefined;
+    if (gather === undefined || tab + 12 * n > limit) return undefined;
+    const arena = this.pages[0];
+    const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
+    cols.set(order.subarray(0, n));
+    cols.set(this.rStart.subarray(0, n), n);
+    cols.set(this.rLen.subarray(0, n), 2 * n);
+    return gather;
+  }
+
   private spill(): void {
     this.spillDir ??= mkdtempSync(join(this.opts.tmpDir ?? tmpdir(), "ferry-run-"));
     const path = join(this.spillDir, `spill-${this.spillFiles.length}-${randomBytes(4).toString("hex")}`);
@@ -435,25 +452,17 @@ export class RunWriter {
         off += o;
         o = 0;
       };
-      // every record in page 0 and room for the order, start and length tables between the records and the
-      // staging area (the budget counts RECORD_OVERHEAD_BYTES a record on top of its bytes): the supplier's gatherer
-      // copies them out, as writeAll does
+      // the tables between the records and the staging area (the budget counts RECORD_OVERHEAD_BYTES a record on
+      // top of its bytes, so they fit), as writeAll does
       const n = this.n;
-      const gather = pages.length === 1 ? this.opts.gather?.() : undefined;
       const tab = (this.pos + 3) & ~3;
-      const gathered = gather !== undefined && tab + 12 * n <= stage;
-      if (gathered) {
-        const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
-        cols.set(order.subarray(0, n));
-        cols.set(rStart.subarray(0, n), n);
-        cols.set(rLen.subarray(0, n), 2 * n);
-      }
+      const gather = this.gatherer(order, tab, stage);
       for (let b = 0; b < this.opts.bucketCount; b++) {
         if (starts[b + 1] === starts[b]) continue;
         const segStart = off + o;
         const end = starts[b + 1];
         for (let k = starts[b]; k < end; k++) {
-          if (gathered) {
+          if (gather) {
             k = gather.copy(tab, tab + 4 * n, tab + 8 * n, k, end, stage + o, OUT_BYTES - o);
             o += gather.bytes;
             if (k === end) break;
@@ -528,25 +537,17 @@ export class RunWriter {
       const { pages, rPage, rStart, rLen } = this;
       const arena = pages[0];
       const stage = out.stage;
-      // every record in page 0 and room for the tables after the staging area (the input stage, free now): the
-      // supplier's gatherer copies them out
-      const gather = pages.length === 1 ? this.opts.gather?.() : undefined;
+      // the tables after the staging area (the input stage, free now)
       const n = this.n;
       const tab = (stage + OUT_BYTES + 3) & ~3;
-      const gathered = gather !== undefined && tab + 12 * n <= this.pageBytes;
-      if (gathered) {
-        const cols = new Uint32Array(arena.buffer, arena.byteOffset + tab, 3 * n);
-        cols.set(order);
-        cols.set(rStart.subarray(0, n), n);
-        cols.set(rLen.subarray(0, n), 2 * n);
-      }
+      const gather = this.gatherer(order, tab, this.pageBytes);
       for (let b = 0; b < nb; b++) {
         const end = starts[b + 1];
         let k = starts[b];
         if (k === end) continue;
         out.beginSegment();
         while (k < end) {
-          if (gathered) {
+          if (gather) {
             k = gather.copy(tab, tab + 4 * n, tab + 8 * n, k, end, stage + out.o, OUT_BYTES - out.o);
             out.o += gather.bytes;
             if (k === end) break;
@@ -556,7 +557,7 @@ export class RunWriter {
           const len = rLen[i];
           // an arena record that fits the staging area is moved within the arena; else (or the gatherer stopped at
           // a record that does not fit) it goes through put()
-          if (!gathered && rPage[i] === 0 && len <= OUT_BYTES - out.o) {
+          if (!gather && rPage[i] === 0 && len <= OUT_BYTES - out.o) {
             arena.copyWithin(stage + out.o, s, s + len);
             out.o += len;
           } else await out.put(pages[rPage[i]].subarray(s, s + len));
@@ -581,9 +582,7 @@ export class RunWriter {
             for (let x = 0; x < m.n; x++) {
               const bt = m.batch[x];
               const i = m.idx[x];
-              // the record as spilled: key length, then the bytes from the key to the value's end as they are (the
-              // value-length varint between them), then the line, each varint written again in its minimal form
-              // (writeVarint's; the WebAssembly append is held to the same bytes) — no view and no await per record
+              // the record as spilled (writeRecordFrom), with no view and no await per record
               if (!out.putRecord(bt.buf, bt.keyStart[i], bt.keyEnd[i], bt.valEnd[i], bt.line[i])) {
                 const ks = bt.keyStart[i];
                 await out.put(
@@ -605,13 +604,35 @@ export class RunWriter {
 }
 
 /** Copies src[s, e) to dst at o (a loop for short ranges: cheaper than a native call), returns o + e - s. */
-export function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: number): number {
+function copyRange(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: number): number {
   if (e - s > 48) {
     dst.set(src.subarray(s, e), o);
     return o + e - s;
   }
   while (s < e) dst[o++] = src[s++];
   return o;
+}
+
+/** The size of a record re-encoded from parsed columns by writeRecordFrom. */
+export function recordBytesFrom(ks: number, ke: number, ve: number, line: number): number {
+  return varintLength(ke - ks) + (ve - ks) + varintLength(line);
+}
+
+/**
+ * A record re-encoded at dst[o] from parsed columns (key src[ks, ke), value ending at ve, line): key length written,
+ * then key, value-length varint and value copied in one range as parsed, then line written — every varint minimal
+ * (writeVarint's; the WebAssembly append is held to the same bytes). Returns the end offset.
+ */
+export function writeRecordFrom(
+  src: Uint8Array,
+  ks: number,
+  ke: number,
+  ve: number,
+  line: number,
+  dst: Uint8Array,
+  o: number,
+): number {
+  return writeVarint(dst, copyRange(src, ks, ve, dst, writeVarint(dst, o, ke - ks)), line);
 }
 
 /**
@@ -665,10 +686,8 @@ class SegmentOut {
    * staging area now: synchronous, no view; false when it does not (then put() its bytes).
    */
   putRecord(src: Uint8Array, ks: number, ke: number, ve: number, line: number): boolean {
-    const kl = ke - ks;
-    if (varintLength(kl) + (ve - ks) + varintLength(line) > OUT_BYTES - this.o) return false;
-    const b = this.buf;
-    this.o = writeVarint(b, copyRange(src, ks, ve, b, writeVarint(b, this.o, kl)), line);
+    if (recordBytesFrom(ks, ke, ve, line) > OUT_BYTES - this.o) return false;
+    this.o = writeRecordFrom(src, ks, ke, ve, line, this.buf, this.o);
     return true;
   }
 
